@@ -1,0 +1,20 @@
+// Python: MyManager(address=('', 50000), authkey=b'abc').get_server().serve_forever()
+// Usage: maths_server [--address tcp://0.0.0.0:50000] [--authkey KEY]  (or $ZMANAGER_AUTHKEY)
+// Prints the address it listens on (with port 0 resolved) as its first line.
+#include <cstring>
+#include <iostream>
+
+#include "maths.hpp"
+
+int main(int argc, char** argv) {
+  zmanager::ManagerOptions options{.address = "tcp://0.0.0.0:50000"};
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--address")) options.address = argv[i + 1];
+    if (!std::strcmp(argv[i], "--authkey")) options.authkey = argv[i + 1];
+  }
+  zmanager::BaseManager manager(options);
+  manager.register_type<MathsClass>("Maths");
+  auto& server = manager.get_server();
+  std::cout << server.address() << std::endl;
+  server.serve_forever();  // until a client asks for shutdown, or SIGINT/SIGTERM
+}

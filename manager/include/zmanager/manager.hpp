@@ -1,0 +1,105 @@
+// zmanager::BaseManager: Python's BaseManager life cycle in C++.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "zmanager/connection.hpp"
+#include "zmanager/registry.hpp"
+#include "zmanager/server.hpp"
+
+namespace zmanager {
+
+struct ManagerOptions {
+  /// Server address: where start()/get_server() listen, or where connect() goes. Port 0 picks a
+  /// free port (address() tells which).
+  std::string address = "tcp://127.0.0.1:0";
+  /// The shared secret. Unset: $ZMANAGER_AUTHKEY if set, else a random key (which a server
+  /// started with start() shares with this process only).
+  std::optional<std::string> authkey;
+  std::chrono::milliseconds connect_timeout{10000};
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds session_ttl{10000};
+  std::size_t threads = 0;
+};
+
+/// Registers types, then either runs a server (`start()` in a child process, or
+/// `get_server().serve_forever()` here) or connects to one, and creates proxies.
+///
+/// Registration spelling follows Python: `register_type<MathsClass>("Maths")`. A client needs
+/// the registration only to name the type; the server needs it to build objects.
+class BaseManager {
+ public:
+  explicit BaseManager(ManagerOptions options = {});
+  ~BaseManager();  // shuts down a server this manager started
+  BaseManager(const BaseManager&) = delete;
+  BaseManager& operator=(const BaseManager&) = delete;
+
+  template <detail::Exposed T>
+  void register_type(std::string type_id, TypeOptions options = {}) {
+    registry_.register_type<T>(std::move(type_id), std::move(options));
+  }
+  template <detail::Exposed T, class F>
+  void register_type(std::string type_id, F factory, TypeOptions options = {}) {
+    registry_.register_type<T>(std::move(type_id), std::move(factory), std::move(options));
+  }
+  template <detail::Exposed T>
+  void register_shared(std::string name, std::shared_ptr<T> object, TypeOptions options = {}) {
+    registry_.register_shared<T>(std::move(name), std::move(object), std::move(options));
+  }
+
+  /// Starts a server in a child process; returns once it accepts connections, connected to it.
+  /// ProcessError if already started or shut down.
+  void start();
+  /// Connects to a running server. ProcessError if already started/connected or shut down.
+  void connect();
+  /// Stops a server this manager started (waits for the child) and closes the connection;
+  /// proxies then fail with ConnectionError. Idempotent.
+  void shutdown();
+  /// A server bound to the options' address, to run here with serve_forever().
+  Server& get_server();
+
+  /// The server's address: with port 0 resolved once started or bound.
+  std::string address() const;
+  const std::string& authkey() const { return authkey_; }
+  bool running() const { return state_ == State::kStarted || state_ == State::kConnected; }
+
+  /// A new object of a registered type on the server (Python's `manager.Maths(*args)`).
+  template <detail::Exposed T, class... A>
+  Proxy<T> create(std::string_view type_id, A&&... args) {
+    return server().template call<Proxy<T>>("create", std::string(type_id),
+                                            std::forward_as_tuple(std::forward<A>(args)...));
+  }
+  /// The object the server shares under `name` (register_shared); every caller gets a proxy
+  /// to the same object.
+  template <class T>
+  Proxy<T> get_shared(std::string_view name) {
+    return server().template call<Proxy<T>>("shared", std::string(name));
+  }
+  ServerStats stats() { return server().call<ServerStats>("stats"); }
+  /// Asks the server this manager is connected to to stop (any client may; it is authenticated).
+  void shutdown_server() { server().call<void>("shutdown"); }
+
+  const Registry& registry() const { return registry_; }
+
+ private:
+  enum class State { kInitial, kStarted, kConnected, kShutdown };
+  DynamicProxy server();
+  void ensure_initial(const char* what) const;
+
+  ManagerOptions options_;
+  std::string authkey_;
+  Registry registry_;
+  State state_ = State::kInitial;
+  std::string address_;
+  std::shared_ptr<detail::Channel> channel_;
+  std::unique_ptr<Server> server_;
+  pid_t child_ = -1;
+  int lifeline_ = -1;  // write end kept open while we live; the child stops when it reads EOF
+};
+
+}  // namespace zmanager

@@ -1,0 +1,30 @@
+// Opening a client connection to a zmanager server.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "zmanager/detail/channel.hpp"
+#include "zmanager/proxy.hpp"
+
+namespace zmanager {
+
+struct ConnectOptions {
+  std::string address;  // "tcp://host:port", "ipc:///path", ...
+  std::string authkey;
+  /// How long to wait for the server to answer the handshake.
+  std::chrono::milliseconds timeout{10000};
+  /// A name for this client in the server's logs.
+  std::string name;
+};
+
+/// Connects and authenticates (mutual HMAC-SHA256); throws ConnectionError when the server does
+/// not answer in time, AuthenticationError when the keys differ, ProtocolError when versions
+/// are incompatible. The connection carries any number of calls in flight and is thread-safe.
+std::shared_ptr<detail::Channel> connect(const ConnectOptions& options);
+
+/// A proxy on the server itself (object 0): create, shared, stats, shutdown, describe.
+DynamicProxy server_proxy(const std::shared_ptr<detail::Channel>& channel);
+
+}  // namespace zmanager

@@ -1,0 +1,122 @@
+#include <algorithm>
+
+#include "zmanager/proxy.hpp"
+#include "zmanager/wire/protocol.hpp"
+
+namespace zmanager::detail {
+
+CallState::~CallState() {
+  // A reply nobody read may still hold references the server counted for us.
+  if (payload_ && !payload_->refs.empty()) {
+    if (auto ch = channel_.lock())
+      for (auto id : payload_->refs) ch->release(id);
+  }
+}
+
+void CallState::complete(wire::Payload payload) {
+  {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    payload_ = std::move(payload);
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+void CallState::fail(std::exception_ptr error) {
+  {
+    std::lock_guard lock(mu_);
+    if (done_) return;
+    error_ = std::move(error);
+    done_ = true;
+  }
+  cv_.notify_all();
+}
+
+void CallState::wait() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return done_; });
+}
+
+bool CallState::wait_until(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_until(lock, deadline, [&] { return done_; });
+}
+
+bool CallState::ready() const {
+  std::lock_guard lock(mu_);
+  return done_;
+}
+
+wire::Payload CallState::take() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return done_; });
+  if (error_) std::rethrow_exception(error_);
+  if (!payload_) throw Error("the result of this call was already taken");
+  wire::Payload p = std::move(*payload_);
+  payload_.reset();
+  return p;
+}
+
+void begin_call(wire::Encoder& enc, std::uint64_t request_id, std::uint64_t object,
+                std::string_view method) {
+  auto& pk = enc.packer();
+  pk.pack_array(6);
+  pk.pack(static_cast<std::uint8_t>(wire::Op::kCall));
+  pk.pack(request_id);
+  pk.pack(object);
+  pk.pack(method);
+}
+
+void end_call(wire::Encoder& enc) {
+  enc.packer().pack(enc.refs());
+}
+
+ImportTracker::ImportTracker(std::shared_ptr<Channel> channel, wire::Payload& payload) {
+  hooks_.channel = std::move(channel);
+  hooks_.pending = std::move(payload.refs);
+  payload.refs.clear();
+}
+
+ImportTracker::~ImportTracker() {
+  if (!hooks_.channel) return;
+  for (auto id : hooks_.pending) hooks_.channel->release(id);
+}
+
+std::shared_ptr<ObjectRef> ImportTracker::Hooks::on_import(std::uint64_t id,
+                                                           std::string_view type) {
+  auto it = std::find(pending.begin(), pending.end(), id);
+  if (it == pending.end())
+    throw ProtocolError("reply refers to object " + std::to_string(id) + " it does not list");
+  pending.erase(it);
+  return std::make_shared<ObjectRef>(channel, id, std::string(type));
+}
+
+void pack_ref(msgpack::packer<msgpack::sbuffer>& o, std::uint64_t id, std::string_view type) {
+  auto* enc = wire::Encoder::current();
+  if (!enc) throw TypeError("a proxy can only be sent as a call argument or result");
+  msgpack::sbuffer body;
+  msgpack::packer<msgpack::sbuffer> inner(body);
+  inner.pack_array(2);
+  inner.pack(id);
+  inner.pack(type);
+  o.pack_ext(body.size(), wire::kExtRef);
+  o.pack_ext_body(body.data(), static_cast<std::uint32_t>(body.size()));
+  enc->add_ref(id);
+}
+
+std::shared_ptr<ObjectRef> unpack_ref(const msgpack::object& o) {
+  if (o.type != msgpack::type::EXT || o.via.ext.type() != wire::kExtRef)
+    throw msgpack::type_error();
+  auto* scope = wire::DecodeScope::current();
+  if (!scope || !scope->hooks()) throw ProtocolError("object reference outside a call");
+  msgpack::object_handle h = msgpack::unpack(o.via.ext.data(), o.via.ext.size);
+  const msgpack::object& v = h.get();
+  if (v.type != msgpack::type::ARRAY || v.via.array.size != 2)
+    throw ProtocolError("malformed object reference");
+  std::uint64_t id = wire::as_u64(v.via.array.ptr[0], "object reference id");
+  std::string type = wire::as_string(v.via.array.ptr[1], "object reference type");
+  return scope->hooks()->on_import(id, type);
+}
+
+}  // namespace zmanager::detail

@@ -1,0 +1,142 @@
+// The server side of one call: where its reply goes, and how a method can reply later.
+#pragma once
+
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "zmanager/proxy.hpp"
+
+namespace zmanager {
+
+namespace detail {
+
+/// Where the reply to one call goes (implemented by the server). A target replies at most once;
+/// it may be used from any thread.
+class ReplyTarget {
+ public:
+  using PackFn = void (*)(wire::Encoder& enc, const void* value);
+  virtual ~ReplyTarget() = default;
+  /// Encodes the result with `pack(enc, value)` and sends it. Returns false if already replied.
+  virtual bool reply(PackFn pack, const void* value) = 0;
+  virtual bool fail(std::exception_ptr error) = 0;
+  virtual std::string_view method() const = 0;
+};
+
+template <class T>
+void pack_result(wire::Encoder& enc, const void* value);
+
+}  // namespace detail
+
+/// A reply owed to a caller, kept by a method that returned `Deferred<T>::pending()`. Any later
+/// call (on this object or another) may `send()` it; this is how a call waits on the server
+/// without holding a thread. Destroying an unsent Responder fails the call with RuntimeError.
+template <class T>
+class Responder {
+ public:
+  Responder() = default;
+  explicit Responder(std::shared_ptr<detail::ReplyTarget> target) : target_(std::move(target)) {}
+  Responder(Responder&&) noexcept = default;
+  Responder& operator=(Responder&& other) noexcept {
+    if (this != &other) {
+      drop();
+      target_ = std::move(other.target_);
+    }
+    return *this;
+  }
+  ~Responder() { drop(); }
+
+  bool pending() const noexcept { return target_ != nullptr; }
+
+  template <class U = T>
+  requires(!std::is_void_v<U>) void send(const U& value) {
+    auto target = std::move(target_);
+    if (target) target->reply(&detail::pack_result<T>, &value);
+  }
+  void send() requires std::is_void_v<T> {
+    auto target = std::move(target_);
+    if (target) target->reply(&detail::pack_result<void>, nullptr);
+  }
+  void fail(std::exception_ptr error) {
+    auto target = std::move(target_);
+    if (target) target->fail(std::move(error));
+  }
+  template <class E>
+  void fail(const E& error) {
+    fail(std::make_exception_ptr(error));
+  }
+
+ private:
+  void drop() {
+    if (target_) fail(RuntimeError("the server dropped this call without replying"));
+  }
+  std::shared_ptr<detail::ReplyTarget> target_;
+};
+
+/// What a method returns when it may answer later: either a value now, or `pending()` after
+/// handing the call's Responder (from `defer<T>()`) to whoever will answer it.
+template <class T>
+class Deferred {
+ public:
+  Deferred(T value) : value_(std::move(value)) {}  // NOLINT: a value converts implicitly
+  static Deferred pending() { return Deferred(); }
+  bool is_pending() const { return !value_; }
+  T& value() { return *value_; }
+
+ private:
+  Deferred() = default;
+  std::optional<T> value_;
+};
+template <>
+class Deferred<void> {
+ public:
+  Deferred() = default;
+  static Deferred pending() {
+    Deferred d;
+    d.pending_ = true;
+    return d;
+  }
+  bool is_pending() const { return pending_; }
+
+ private:
+  bool pending_ = false;
+};
+
+/// The call the current thread is executing on the server.
+class CallContext {
+ public:
+  CallContext(std::shared_ptr<detail::ReplyTarget> target, std::string_view object_type)
+      : target_(std::move(target)), object_type_(object_type) {}
+  std::string_view method() const { return target_->method(); }
+  std::string_view object_type() const { return object_type_; }
+  const std::shared_ptr<detail::ReplyTarget>& target() const { return target_; }
+
+  /// The running call on this thread (throws outside a server method).
+  static CallContext& current();
+
+  class Scope {
+   public:
+    explicit Scope(CallContext& ctx);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    CallContext* previous_;
+  };
+
+ private:
+  std::shared_ptr<detail::ReplyTarget> target_;
+  std::string_view object_type_;
+};
+
+/// Takes over the reply of the running call: the method then returns `Deferred<T>::pending()`.
+template <class T>
+Responder<T> defer() {
+  return Responder<T>(CallContext::current().target());
+}
+
+}  // namespace zmanager

@@ -1,0 +1,68 @@
+// zmanager::Server: hosts objects and serves them to clients over ZeroMQ.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "zmanager/registry.hpp"
+
+namespace zmanager {
+
+struct ServerOptions {
+  /// Where to listen: "tcp://0.0.0.0:50000"; port 0 picks a free port (see Server::address()).
+  std::string address = "tcp://127.0.0.1:0";
+  std::string authkey;
+  /// How often clients are asked to heartbeat, and how long a silent session lives.
+  std::chrono::milliseconds heartbeat_interval{1000};
+  std::chrono::milliseconds session_ttl{10000};
+  /// Threads that run methods; 0 means one per core, at least 2.
+  std::size_t threads = 0;
+  /// Bounds on one incoming message (all frames, the msgpack body, nesting depth).
+  std::size_t max_message_bytes = std::size_t{256} << 20;
+  std::size_t max_body_bytes = std::size_t{64} << 20;
+  std::size_t max_depth = 64;
+};
+
+/// Counters a client can read with `BaseManager::stats()` (server method "stats").
+struct ServerStats {
+  std::uint64_t objects = 0;    // live objects (shared ones included)
+  std::uint64_t sessions = 0;   // authenticated clients
+  std::uint64_t created = 0;    // objects created since start
+  std::uint64_t destroyed = 0;  // objects destroyed since start
+  std::uint64_t calls = 0;      // calls dispatched
+  std::uint64_t errors = 0;     // calls answered with an error
+  std::uint64_t rejected = 0;   // malformed, oversized or unauthenticated messages
+  std::uint64_t auth_failures = 0;
+  std::uint64_t expired_sessions = 0;
+  std::map<std::string, std::uint64_t> objects_by_type;
+  MSGPACK_DEFINE_MAP(objects, sessions, created, destroyed, calls, errors, rejected, auth_failures,
+                     expired_sessions, objects_by_type);
+};
+
+/// A server bound to its address from construction. `serve_forever()` runs it on the calling
+/// thread until a client asks it to shut down, `stop()` is called, or SIGINT/SIGTERM arrives.
+/// Calls on one object run one at a time (each object is a monitor); calls on different objects
+/// run in parallel on a small pool; waiting calls park as pending replies, not threads.
+class Server {
+ public:
+  Server(Registry registry, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// The bound endpoint with the real port ("tcp://127.0.0.1:41234").
+  std::string address() const;
+  void serve_forever();
+  /// Asks serve_forever() to return; safe from any thread.
+  void stop();
+  ServerStats stats() const;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace zmanager

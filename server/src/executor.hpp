@@ -1,0 +1,53 @@
+// Threads that run methods, and the strands that make each object a monitor on top of them.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace zmanager::server {
+
+using Task = std::function<void()>;
+
+class WorkerPool {
+ public:
+  explicit WorkerPool(std::size_t threads);
+  ~WorkerPool();  // runs nothing more; joins
+  void submit(Task task);
+  void stop();
+
+ private:
+  void run();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> tasks_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+/// Runs the tasks posted to it one at a time, in order, on the pool: the calls on one object.
+/// A task that calls into a strand already running on its own thread (a method calling its own
+/// object through a proxy) runs at once instead of queueing behind itself.
+class Strand : public std::enable_shared_from_this<Strand> {
+ public:
+  explicit Strand(WorkerPool& pool) : pool_(pool) {}
+  void post(Task task);
+  /// Runs `task` on this thread if the strand is idle or already running on this thread;
+  /// returns false (running nothing) otherwise.
+  bool try_run_here(const Task& task);
+
+ private:
+  void drain();
+  bool running_on_this_thread() const;
+
+  WorkerPool& pool_;
+  std::mutex mu_;
+  std::deque<Task> queue_;
+  bool running_ = false;
+};
+
+}  // namespace zmanager::server

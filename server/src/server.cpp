@@ -1,0 +1,845 @@
+// The server: one I/O thread owns the ROUTER socket (handshakes, sessions, heartbeats, routing);
+// methods run on the worker pool, one at a time per object; replies come back through an outbox
+// that the I/O thread drains. Nothing here waits for a client: a call that must wait is a
+// Responder kept by its object, answered when another call makes it possible.
+#include "zmanager/server.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <unordered_map>
+
+#include "object_table.hpp"
+#include "zmanager/wire/log.hpp"
+#include "zmanager/wire/protocol.hpp"
+
+namespace zmanager {
+
+using server::kInFlightOwner;
+using server::kLocalOwner;
+using server::kPinnedOwner;
+using server::Object;
+using server::OwnerId;
+using wire::Op;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+wire::Frames single(wire::Encoder& enc) {
+  return wire::to_frames(enc);
+}
+
+wire::Frames encode_error(std::uint64_t request_id, const wire::WireError& error) {
+  wire::Encoder enc;
+  auto& pk = enc.packer();
+  pk.pack_array(3);
+  pk.pack(static_cast<std::uint8_t>(Op::kError));
+  pk.pack(request_id);
+  pk.pack(error);
+  return single(enc);
+}
+
+std::string_view kind_of(const std::exception& e) {
+  if (dynamic_cast<const wire::LimitExceeded*>(&e)) return wire::kind::kLimit;
+  if (dynamic_cast<const ProtocolError*>(&e)) return wire::kind::kBadRequest;
+  return wire::kind::kRaised;
+}
+
+wire::WireError describe(std::exception_ptr error, std::string method, std::string object) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return wire::WireError::from(e, kind_of(e), std::move(method), std::move(object));
+  } catch (...) {
+    return wire::WireError{std::string(wire::kind::kRaised), "unknown", "a non-standard exception",
+                           std::move(method), std::move(object)};
+  }
+}
+
+// Written by the SIGINT/SIGTERM handler of the server that is serving.
+std::atomic<int> signal_write_fd{-1};
+extern "C" void on_stop_signal(int) {
+  int fd = signal_write_fd.load();
+  if (fd >= 0) {
+    char c = 1;
+    [[maybe_unused]] auto n = ::write(fd, &c, 1);
+  }
+}
+
+/// Replies from worker threads to the I/O thread.
+class Outbox {
+ public:
+  Outbox() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+    if (fd_ < 0) throw Error("eventfd failed");
+  }
+  ~Outbox() { ::close(fd_); }
+  int fd() const { return fd_; }
+
+  void push(std::string routing, wire::Frames frames) {
+    bool wake;
+    {
+      std::lock_guard lock(mu_);
+      wake = items_.empty();
+      items_.emplace_back(std::move(routing), std::move(frames));
+    }
+    if (wake) this->wake();
+  }
+  void wake() {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
+  }
+  std::vector<std::pair<std::string, wire::Frames>> take() {
+    std::uint64_t count;
+    [[maybe_unused]] auto n = ::read(fd_, &count, sizeof count);
+    std::vector<std::pair<std::string, wire::Frames>> out;
+    std::lock_guard lock(mu_);
+    out.swap(items_);
+    return out;
+  }
+
+ private:
+  int fd_;
+  std::mutex mu_;
+  std::vector<std::pair<std::string, wire::Frames>> items_;
+};
+
+struct RefReply {
+  std::uint64_t id;
+  std::string type;
+};
+void pack_ref_reply(wire::Encoder& enc, const void* value) {
+  const auto& r = *static_cast<const RefReply*>(value);
+  detail::pack_ref(enc.packer(), r.id, r.type);
+}
+
+}  // namespace
+
+struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
+  Impl(Registry reg, ServerOptions opts);
+  ~Impl();
+
+  // ---- references crossing the wire ----
+  /// Counts references written into a reply for the session that receives it.
+  class ExportHooks : public wire::RefHooks {
+   public:
+    ExportHooks(Impl& s, OwnerId owner) : server(s), owner(owner) {}
+    void on_export(std::uint64_t id) override {
+      server.table.incref(owner, id);
+      exported.push_back(id);
+    }
+    std::shared_ptr<detail::ObjectRef> on_import(std::uint64_t, std::string_view) override {
+      throw ProtocolError("a reply cannot import references");
+    }
+    std::pair<std::uint64_t, std::string> export_object(
+        std::shared_ptr<void> object, const detail::DispatchTable& table) override {
+      std::string type = server.type_id_for(table);
+      auto obj = server.table.find_or_add(
+          type, std::move(object),
+          std::shared_ptr<const detail::DispatchTable>(std::shared_ptr<void>(), &table));
+      held.push_back(obj);  // keeps a new object alive until the reply's reference counts it
+      return {obj->id, obj->type_id};
+    }
+    void rollback() {
+      for (auto id : exported) server.table.decref(owner, id);
+      exported.clear();
+    }
+    Impl& server;
+    OwnerId owner;
+    std::vector<std::uint64_t> exported;
+    std::vector<std::shared_ptr<Object>> held;
+  };
+
+  /// Turns references in a request into proxies held by the server itself.
+  class RequestHooks : public wire::RefHooks {
+   public:
+    explicit RequestHooks(Impl& s) : server(s) {}
+    std::shared_ptr<detail::ObjectRef> on_import(std::uint64_t id, std::string_view type) override {
+      server.table.incref(kLocalOwner, id);
+      return std::make_shared<detail::ObjectRef>(server.local, id, std::string(type));
+    }
+    Impl& server;
+  };
+
+  /// A reply target that encodes the reply with the receiving session's references counted.
+  class Target : public detail::ReplyTarget {
+   public:
+    Target(std::weak_ptr<Impl> s, OwnerId owner, std::uint64_t request_id, std::string method,
+           std::string object)
+        : server_(std::move(s)),
+          owner_(owner),
+          request_id_(request_id),
+          method_(std::move(method)),
+          object_(std::move(object)) {}
+    ~Target() override {
+      if (!done_.load()) fail(std::make_exception_ptr(RuntimeError("the call was dropped")));
+    }
+    std::string_view method() const override { return method_; }
+
+    bool reply(PackFn pack, const void* value) override {
+      if (done_.exchange(true)) return false;
+      auto s = server_.lock();
+      if (!s || request_id_ == 0) return true;
+      ExportHooks hooks(*s, owner_);
+      wire::Frames frames;
+      try {
+        wire::Encoder enc(&hooks);
+        auto& pk = enc.packer();
+        pk.pack_array(4);
+        pk.pack(static_cast<std::uint8_t>(Op::kReply));
+        pk.pack(request_id_);
+        pack(enc, value);
+        pk.pack(enc.refs());
+        frames = wire::to_frames(enc);
+      } catch (...) {
+        hooks.rollback();
+        ++s->errors;
+        frames = encode_error(request_id_, describe(std::current_exception(), method_, object_));
+      }
+      deliver(*s, std::move(frames));
+      return true;
+    }
+
+    bool fail(std::exception_ptr error) override {
+      if (done_.exchange(true)) return false;
+      auto s = server_.lock();
+      if (!s || request_id_ == 0) return true;
+      ++s->errors;
+      deliver(*s, encode_error(request_id_, describe(std::move(error), method_, object_)));
+      return true;
+    }
+
+   protected:
+    virtual void deliver(Impl& s, wire::Frames frames) = 0;
+
+   private:
+    std::weak_ptr<Impl> server_;
+    OwnerId owner_;
+    std::uint64_t request_id_;
+    std::string method_;
+    std::string object_;
+    std::atomic<bool> done_{false};
+  };
+
+  class RemoteTarget final : public Target {
+   public:
+    RemoteTarget(std::weak_ptr<Impl> s, std::string routing, OwnerId owner,
+                 std::uint64_t request_id, std::string method, std::string object)
+        : Target(std::move(s), owner, request_id, std::move(method), std::move(object)),
+          routing_(std::move(routing)) {}
+
+   protected:
+    void deliver(Impl& s, wire::Frames frames) override {
+      s.outbox.push(routing_, std::move(frames));
+    }
+
+   private:
+    std::string routing_;
+  };
+
+  class LocalTarget final : public Target {
+   public:
+    LocalTarget(std::weak_ptr<Impl> s, std::shared_ptr<detail::CallState> state,
+                std::uint64_t request_id, std::string method, std::string object)
+        : Target(std::move(s), kLocalOwner, request_id, std::move(method), std::move(object)),
+          state_(std::move(state)) {}
+
+   protected:
+    // The same bytes a remote client would get, so that local and remote callers decode alike.
+    void deliver(Impl& s, wire::Frames frames) override {
+      if (!state_) return;
+      try {
+        auto in = wire::Inbound::parse(std::move(frames), s.limits);
+        if (in->op() == Op::kReply) {
+          state_->complete(in->payload(2, 3));
+        } else {
+          wire::WireError e;
+          in->field(2).convert(e);
+          try {
+            e.raise();
+          } catch (...) {
+            state_->fail(std::current_exception());
+          }
+        }
+      } catch (...) {
+        state_->fail(std::current_exception());
+      }
+    }
+
+   private:
+    std::shared_ptr<detail::CallState> state_;
+  };
+
+  /// Proxies held inside the server (method arguments, objects in containers) call through this.
+  class LocalChannel final : public detail::Channel {
+   public:
+    explicit LocalChannel(std::weak_ptr<Impl> s) : server_(std::move(s)) {}
+    std::shared_ptr<detail::CallState> send(std::uint64_t request_id, wire::Encoder& enc,
+                                            bool want_reply) override {
+      auto state = want_reply ? std::make_shared<detail::CallState>(weak_from_this()) : nullptr;
+      auto s = server_.lock();
+      if (!s) {
+        if (state) state->fail(std::make_exception_ptr(ConnectionError("the server has stopped")));
+        return state;
+      }
+      try {
+        auto in = wire::Inbound::parse(wire::to_frames(enc), s->limits);
+        std::string method = wire::as_string(in->field(3), "method");
+        auto target =
+            std::make_shared<LocalTarget>(server_, state, want_reply ? request_id : 0, method, "");
+        s->dispatch(std::move(in), kLocalOwner, std::move(target), /*local=*/true);
+      } catch (...) {
+        if (state) state->fail(std::current_exception());
+      }
+      return state;
+    }
+    void release(std::uint64_t object) override {
+      if (object == wire::kServerObject) return;
+      if (auto s = server_.lock()) s->table.decref(kLocalOwner, object);
+    }
+
+   private:
+    std::weak_ptr<Impl> server_;
+  };
+
+  // ---- sessions ----
+  struct Session {
+    OwnerId owner;
+    Clock::time_point last_seen;
+    std::string name;
+  };
+  struct Handshake {
+    wire::Nonce client_nonce;
+    wire::Nonce server_nonce;
+    Clock::time_point started;
+  };
+
+  void start();
+  void serve();
+  void handle(wire::Frames frames);
+  void handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in);
+  void hello(const std::string& routing, const wire::Inbound& in);
+  void authenticate(const std::string& routing, const wire::Inbound& in);
+  void dispatch(std::shared_ptr<wire::Inbound> in, OwnerId owner, std::shared_ptr<Target> target,
+                bool local);
+  void server_method(const std::string& method, const std::shared_ptr<wire::Inbound>& in,
+                     OwnerId owner, std::shared_ptr<Target> target);
+  void run_call(const std::shared_ptr<Object>& obj, const detail::MethodEntry& entry,
+                const std::shared_ptr<wire::Inbound>& in, const std::shared_ptr<Target>& target,
+                const std::vector<std::uint64_t>& holds);
+  void reject(const std::string& routing, std::uint64_t request_id, const std::exception& e);
+  void send_now(const std::string& routing, wire::Frames frames);
+  void flush_outbox();
+  void sweep(Clock::time_point now);
+  void end_session(const std::string& routing, const char* why);
+  std::string type_id_for(const detail::DispatchTable& table) const;
+  void stop_everything();
+  ServerStats stats() const;
+
+  Registry registry;
+  ServerOptions options;
+  wire::Limits limits;
+  server::WorkerPool pool;
+  server::ObjectTable table{pool};
+  Outbox outbox;
+  std::shared_ptr<LocalChannel> local;
+  zmq::context_t context{1};
+  zmq::socket_t router{context, zmq::socket_type::router};
+  std::string bound;
+
+  std::atomic<bool> stop_requested{false};
+  std::atomic<bool> stopped{false};
+  std::unordered_map<std::string, Session> sessions;      // by routing id; I/O thread only
+  std::unordered_map<std::string, Handshake> handshakes;  // by routing id; I/O thread only
+  std::atomic<std::size_t> session_count{0};
+  std::map<std::string, std::uint64_t, std::less<>> shared_ids;
+
+  std::atomic<std::uint64_t> calls{0}, errors{0}, rejected{0}, auth_failures{0}, expired{0};
+};
+
+namespace {
+std::size_t pool_size(std::size_t requested) {
+  if (requested) return requested;
+  return std::max<std::size_t>(2, std::thread::hardware_concurrency());
+}
+}  // namespace
+
+Server::Impl::Impl(Registry reg, ServerOptions opts)
+    : registry(std::move(reg)), options(std::move(opts)), pool(pool_size(options.threads)) {
+  limits.max_message_bytes = options.max_message_bytes;
+  limits.max_body_bytes = options.max_body_bytes;
+  limits.max_depth = options.max_depth;
+  router.set(zmq::sockopt::linger, 1000);
+  router.set(zmq::sockopt::sndhwm, 0);
+  router.set(zmq::sockopt::rcvhwm, 0);
+  router.set(zmq::sockopt::router_mandatory,
+             1);  // a reply to a vanished peer is an error, not lost silently
+  // ZeroMQ itself drops a peer that sends a frame over the limit, before we could read it.
+  router.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options.max_message_bytes));
+  try {
+    router.bind(wire::zmq_bind_endpoint(options.address));
+  } catch (const zmq::error_t& e) {
+    throw ConnectionError("cannot listen on '" + options.address + "': " + e.what());
+  }
+  bound = router.get(zmq::sockopt::last_endpoint);
+}
+
+void Server::Impl::start() {
+  local = std::make_shared<LocalChannel>(weak_from_this());
+  for (const auto& [name, entry] : registry.shared()) {
+    auto obj = table.add(type_id_for(*entry.table), entry.object, entry.table);
+    table.incref(kPinnedOwner, obj->id);
+    shared_ids[name] = obj->id;
+  }
+}
+
+Server::Impl::~Impl() {
+  stop_everything();
+}
+
+void Server::Impl::stop_everything() {
+  if (stopped.exchange(true)) return;
+  pool.stop();
+  table.clear();
+}
+
+std::string Server::Impl::type_id_for(const detail::DispatchTable& t) const {
+  for (const auto& [id, entry] : registry.types())
+    if (entry.table->class_name == t.class_name) return id;
+  return t.class_name;
+}
+
+void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
+  try {
+    router.send(zmq::buffer(routing), zmq::send_flags::sndmore);
+    wire::send_frames(router, frames);
+  } catch (const zmq::error_t& e) {
+    log::debug("reply to peer ", hex(routing), " not sent: ", e.what());
+  }
+}
+
+void Server::Impl::flush_outbox() {
+  for (auto& [routing, frames] : outbox.take()) send_now(routing, std::move(frames));
+}
+
+void Server::Impl::reject(const std::string& routing, std::uint64_t request_id,
+                          const std::exception& e) {
+  ++rejected;
+  log::warn("rejected a message from peer ", hex(routing), ": ", e.what());
+  send_now(routing, encode_error(request_id, wire::WireError::from(e, kind_of(e))));
+}
+
+void Server::Impl::handle(wire::Frames frames) {
+  if (frames.size() < 2) {
+    ++rejected;
+    log::warn("dropped a message with no body");
+    return;
+  }
+  std::string routing(static_cast<const char*>(frames[0].data()), frames[0].size());
+  frames.erase(frames.begin());
+  std::shared_ptr<wire::Inbound> in;
+  try {
+    in = wire::Inbound::parse(std::move(frames), limits);
+  } catch (const std::exception& e) {
+    reject(routing, 0, e);
+    return;
+  }
+  try {
+    handle_message(routing, std::move(in));
+  } catch (const std::exception& e) {
+    reject(routing, 0, e);
+  }
+}
+
+void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in) {
+  switch (in->op()) {
+    case Op::kHello:
+      hello(routing, *in);
+      return;
+    case Op::kAuth:
+      authenticate(routing, *in);
+      return;
+    default:
+      break;
+  }
+  auto it = sessions.find(routing);
+  if (it == sessions.end()) {
+    std::uint64_t request_id = 0;
+    if (in->op() == Op::kCall && in->size() > 1 &&
+        in->field(1).type == msgpack::type::POSITIVE_INTEGER)
+      request_id = in->field(1).via.u64;
+    ++rejected;
+    log::warn("message from peer ", hex(routing), " without a session");
+    send_now(routing,
+             encode_error(request_id, {std::string(wire::kind::kNoSession), "ConnectionError",
+                                       "no session: authenticate first (or the session "
+                                       "expired)",
+                                       "", ""}));
+    return;
+  }
+  Session& session = it->second;
+  session.last_seen = Clock::now();
+  switch (in->op()) {
+    case Op::kCall: {
+      std::uint64_t request_id = wire::as_u64(in->field(1), "request id");
+      std::string method;
+      std::uint64_t object_id = 0;
+      try {
+        object_id = wire::as_u64(in->field(2), "object id");
+        method = wire::as_string(in->field(3), "method");
+        if (in->size() != 6) throw ProtocolError("a call has 6 fields");
+      } catch (const std::exception& e) {
+        reject(routing, request_id, e);
+        return;
+      }
+      auto target = std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner,
+                                                   request_id, method, std::to_string(object_id));
+      dispatch(std::move(in), session.owner, std::move(target), /*local=*/false);
+      return;
+    }
+    case Op::kPing: {
+      wire::Encoder enc;
+      enc.packer().pack_array(1);
+      enc.packer().pack(static_cast<std::uint8_t>(Op::kPong));
+      send_now(routing, single(enc));
+      return;
+    }
+    case Op::kBye:
+      end_session(routing, "said goodbye");
+      return;
+    default:
+      throw ProtocolError("unexpected message op " + std::to_string(static_cast<int>(in->op())));
+  }
+}
+
+void Server::Impl::hello(const std::string& routing, const wire::Inbound& in) {
+  std::uint64_t version = wire::as_u64(in.field(1), "protocol version");
+  if (version < wire::kMinProtocolVersion || version > wire::kProtocolVersion) {
+    ++rejected;
+    log::warn("peer ", hex(routing), " speaks protocol version ", version);
+    send_now(routing, encode_error(0, {std::string(wire::kind::kVersion), "ProtocolError",
+                                       "unsupported protocol version " + std::to_string(version) +
+                                           " (this server speaks " +
+                                           std::to_string(wire::kMinProtocolVersion) + " to " +
+                                           std::to_string(wire::kProtocolVersion) + ")",
+                                       "", ""}));
+    return;
+  }
+  Handshake h;
+  if (!wire::read_nonce(in.field(2), h.client_nonce))
+    throw ProtocolError("hello carries no 32-byte nonce");
+  if (sessions.count(routing)) end_session(routing, "started a new handshake");
+  // Bound the handshakes in progress: a flood of hellos costs a fixed amount of memory.
+  constexpr std::size_t kMaxHandshakes = 4096;
+  if (handshakes.size() >= kMaxHandshakes) handshakes.erase(handshakes.begin());
+  h.server_nonce = wire::random_nonce();
+  h.started = Clock::now();
+  wire::Mac mine = wire::proof(options.authkey, wire::kServerLabel, h.client_nonce, h.server_nonce);
+  wire::Encoder enc;
+  auto& pk = enc.packer();
+  pk.pack_array(4);
+  pk.pack(static_cast<std::uint8_t>(Op::kChallenge));
+  pk.pack(wire::kProtocolVersion);
+  pk.pack_bin(h.server_nonce.size());
+  pk.pack_bin_body(reinterpret_cast<const char*>(h.server_nonce.data()), h.server_nonce.size());
+  pk.pack_bin(mine.size());
+  pk.pack_bin_body(reinterpret_cast<const char*>(mine.data()), mine.size());
+  handshakes[routing] = h;
+  send_now(routing, single(enc));
+}
+
+void Server::Impl::authenticate(const std::string& routing, const wire::Inbound& in) {
+  auto it = handshakes.find(routing);
+  if (it == handshakes.end()) throw ProtocolError("authentication without a hello");
+  Handshake h = it->second;
+  handshakes.erase(it);
+  wire::Mac expected =
+      wire::proof(options.authkey, wire::kClientLabel, h.server_nonce, h.client_nonce);
+  if (!wire::equal_constant_time(in.field(1), expected)) {
+    ++auth_failures;
+    log::warn("authentication failed for peer ", hex(routing), " (wrong authkey)");
+    send_now(routing, encode_error(0, {std::string(wire::kind::kAuth), "AuthenticationError",
+                                       "authentication failed: the authkeys differ", "", ""}));
+    return;
+  }
+  OwnerId owner;
+  do owner = wire::random_u64();
+  while (owner <= kLocalOwner);
+  table.open_owner(owner);
+  sessions[routing] = Session{owner, Clock::now(), ""};
+  session_count = sessions.size();
+  log::info("session ", owner, " opened for peer ", hex(routing));
+  wire::Encoder enc;
+  auto& pk = enc.packer();
+  pk.pack_array(4);
+  pk.pack(static_cast<std::uint8_t>(Op::kWelcome));
+  pk.pack(owner);
+  pk.pack(static_cast<std::uint64_t>(options.heartbeat_interval.count()));
+  pk.pack(static_cast<std::uint64_t>(options.session_ttl.count()));
+  send_now(routing, single(enc));
+}
+
+void Server::Impl::end_session(const std::string& routing, const char* why) {
+  auto it = sessions.find(routing);
+  if (it == sessions.end()) return;
+  OwnerId owner = it->second.owner;
+  sessions.erase(it);
+  session_count = sessions.size();
+  log::info("session ", owner, " ended: ", why);
+  table.close_owner(owner);
+}
+
+void Server::Impl::sweep(Clock::time_point now) {
+  std::vector<std::string> dead;
+  for (const auto& [routing, s] : sessions)
+    if (now - s.last_seen > options.session_ttl) dead.push_back(routing);
+  for (const auto& routing : dead) {
+    ++expired;
+    end_session(routing, "expired (no heartbeat within the session ttl)");
+  }
+  for (auto it = handshakes.begin(); it != handshakes.end();) {
+    if (now - it->second.started > options.session_ttl)
+      it = handshakes.erase(it);
+    else
+      ++it;
+  }
+}
+
+void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, OwnerId owner,
+                            std::shared_ptr<Target> target, bool local) {
+  ++calls;
+  std::uint64_t object_id;
+  std::string method;
+  std::vector<std::uint64_t> refs;
+  try {
+    object_id = wire::as_u64(in->field(2), "object id");
+    method = wire::as_string(in->field(3), "method");
+    refs = wire::as_id_list(in->field(5), "refs");
+  } catch (...) {
+    target->fail(std::current_exception());
+    return;
+  }
+  if (object_id == wire::kServerObject) {
+    try {
+      server_method(method, in, owner, target);
+    } catch (...) {
+      target->fail(std::current_exception());
+    }
+    return;
+  }
+  auto obj = table.get(object_id);
+  if (!obj) {
+    target->fail(std::make_exception_ptr(
+        KeyError("no object with id " + std::to_string(object_id) + " (it was released)")));
+    return;
+  }
+  const detail::MethodEntry* entry = obj->table->find(method);
+  if (!entry) {
+    target->fail(std::make_exception_ptr(
+        AttributeError("'" + obj->type_id + "' object has no exposed method '" + method + "'")));
+    return;
+  }
+  // The caller may drop its proxies as soon as the request is sent; hold what the request
+  // refers to until the method has run (and taken references of its own).
+  std::size_t held = 0;
+  try {
+    for (; held < refs.size(); ++held) table.incref(kInFlightOwner, refs[held]);
+  } catch (...) {
+    for (std::size_t i = 0; i < held; ++i) table.decref(kInFlightOwner, refs[i]);
+    target->fail(std::current_exception());
+    return;
+  }
+  server::Task task = [this, obj, entry, in = std::move(in), target, refs = std::move(refs)] {
+    run_call(obj, *entry, in, target, refs);
+  };
+  if (local && obj->strand->try_run_here(task)) return;
+  obj->strand->post(std::move(task));
+}
+
+void Server::Impl::run_call(const std::shared_ptr<Object>& obj, const detail::MethodEntry& entry,
+                            const std::shared_ptr<wire::Inbound>& in,
+                            const std::shared_ptr<Target>& target,
+                            const std::vector<std::uint64_t>& holds) {
+  {
+    CallContext ctx(target, obj->type_id);
+    CallContext::Scope scope(ctx);
+    RequestHooks hooks(*this);
+    try {
+      wire::DecodeScope decode(in->blobs(), &hooks);
+      entry.invoke(obj->instance.get(), in->field(4), ctx);
+    } catch (...) {
+      target->fail(std::current_exception());
+    }
+  }
+  for (auto id : holds) table.decref(kInFlightOwner, id);
+}
+
+void Server::Impl::server_method(const std::string& method,
+                                 const std::shared_ptr<wire::Inbound>& in, OwnerId owner,
+                                 std::shared_ptr<Target> target) {
+  const msgpack::object& args = in->field(4);
+  if (method == "release") {
+    auto [ids] = detail::decode_args<std::tuple<std::vector<std::uint64_t>>>(args, "release()");
+    for (auto id : ids) table.decref(owner, id);
+    target->reply(&detail::pack_result<void>, nullptr);
+  } else if (method == "create") {
+    auto [type_id, ctor_args] =
+        detail::decode_args<std::tuple<std::string, msgpack::object>>(args, "create()");
+    const Registry::TypeEntry* entry = registry.find_type(type_id);
+    if (!entry) throw AttributeError("this server has no type '" + type_id + "' registered");
+    if (!entry->factory) throw TypeError("type '" + type_id + "' cannot be created on this server");
+    // A constructor may be slow: run it on the pool, not on the I/O thread. The arguments point
+    // into the request, which the task keeps alive.
+    pool.submit([this, entry, target, in, ctor_args = ctor_args, type_id = type_id] {
+      try {
+        RequestHooks hooks(*this);
+        wire::DecodeScope decode(in->blobs(), &hooks);
+        auto instance = entry->factory(ctor_args);
+        auto obj = table.add(type_id, std::move(instance), entry->table);
+        // Count a reference while replying, so that an object whose reply cannot be delivered
+        // (the session ended meanwhile) is destroyed rather than kept forever.
+        table.incref(kInFlightOwner, obj->id);
+        RefReply ref{obj->id, obj->type_id};
+        target->reply(&pack_ref_reply, &ref);
+        table.decref(kInFlightOwner, obj->id);
+      } catch (...) {
+        target->fail(std::current_exception());
+      }
+    });
+  } else if (method == "shared") {
+    auto [name] = detail::decode_args<std::tuple<std::string>>(args, "shared()");
+    auto it = shared_ids.find(name);
+    if (it == shared_ids.end())
+      throw AttributeError("this server shares no object named '" + name + "'");
+    auto obj = table.get(it->second);
+    RefReply ref{obj->id, obj->type_id};
+    target->reply(&pack_ref_reply, &ref);
+  } else if (method == "stats") {
+    detail::decode_args<std::tuple<>>(args, "stats()");
+    ServerStats s = stats();
+    target->reply(&detail::pack_result<ServerStats>, &s);
+  } else if (method == "describe") {
+    detail::decode_args<std::tuple<>>(args, "describe()");
+    std::map<std::string, std::vector<std::string>> types, shared;
+    for (const auto& [id, entry] : registry.types())
+      for (const auto& m : entry.table->methods) types[id].push_back(m.name);
+    for (const auto& [name, entry] : registry.shared())
+      for (const auto& m : entry.table->methods) shared[name].push_back(m.name);
+    std::map<std::string, std::map<std::string, std::vector<std::string>>> out{{"types", types},
+                                                                               {"shared", shared}};
+    target->reply(&detail::pack_result<decltype(out)>, &out);
+  } else if (method == "shutdown") {
+    detail::decode_args<std::tuple<>>(args, "shutdown()");
+    target->reply(&detail::pack_result<void>, nullptr);
+    stop_requested = true;
+    outbox.wake();
+  } else {
+    throw AttributeError("the server has no method '" + method + "'");
+  }
+}
+
+ServerStats Server::Impl::stats() const {
+  ServerStats s;
+  s.objects = table.size();
+  s.sessions = session_count.load();
+  s.created = table.created();
+  s.destroyed = table.destroyed();
+  s.calls = calls.load();
+  s.errors = errors.load();
+  s.rejected = rejected.load();
+  s.auth_failures = auth_failures.load();
+  s.expired_sessions = expired.load();
+  s.objects_by_type = table.count_by_type();
+  return s;
+}
+
+void Server::Impl::serve() {
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_NONBLOCK | O_CLOEXEC) != 0) throw Error("pipe failed");
+  int expected = -1;
+  bool owns_signals = signal_write_fd.compare_exchange_strong(expected, pipe_fds[1]);
+  struct sigaction action {
+  }, old_int{}, old_term{};
+  if (owns_signals) {
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    ::sigaction(SIGINT, &action, &old_int);
+    ::sigaction(SIGTERM, &action, &old_term);
+  }
+  log::info("serving on ", bound);
+  auto last_sweep = Clock::now();
+  while (!stop_requested) {
+    zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, outbox.fd(), ZMQ_POLLIN, 0},
+                               {nullptr, pipe_fds[0], ZMQ_POLLIN, 0}};
+    zmq::poll(items, 3, options.heartbeat_interval);
+    if (items[1].revents & ZMQ_POLLIN) flush_outbox();
+    if (items[0].revents & ZMQ_POLLIN) {
+      // Bounded batch, so replies and timers are not starved by a flood of requests.
+      for (int i = 0; i < 1024; ++i) {
+        auto frames = wire::recv_frames(router);
+        if (!frames) break;
+        handle(std::move(*frames));
+      }
+    }
+    if (items[2].revents & ZMQ_POLLIN) {
+      log::info("stopping on a signal");
+      stop_requested = true;
+    }
+    auto now = Clock::now();
+    if (now - last_sweep >= options.heartbeat_interval) {
+      sweep(now);
+      last_sweep = now;
+    }
+  }
+  flush_outbox();  // the reply to a shutdown request, among others
+  if (owns_signals) {
+    ::sigaction(SIGINT, &old_int, nullptr);
+    ::sigaction(SIGTERM, &old_term, nullptr);
+    signal_write_fd = -1;
+  }
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
+  log::info("stopped");
+}
+
+Server::Server(Registry registry, ServerOptions options)
+    : impl_(std::make_shared<Impl>(std::move(registry), std::move(options))) {
+  impl_->start();
+}
+
+Server::~Server() {
+  impl_->stop_everything();
+}
+
+std::string Server::address() const {
+  return impl_->bound;
+}
+
+void Server::serve_forever() {
+  impl_->serve();
+}
+
+void Server::stop() {
+  impl_->stop_requested = true;
+  impl_->outbox.wake();
+}
+
+ServerStats Server::stats() const {
+  return impl_->stats();
+}
+
+}  // namespace zmanager

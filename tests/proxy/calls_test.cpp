@@ -1,0 +1,284 @@
+// Calls through proxies against a server running in a child process, over TCP loopback.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "process.hpp"
+#include "test_types.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+class Calls : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    test::register_all(manager);
+    manager.start();
+  }
+  zmanager::ServerStats stats() { return manager.stats(); }
+  std::uint64_t live(const std::string& type) {
+    auto s = stats();
+    auto it = s.objects_by_type.find(type);
+    return it == s.objects_by_type.end() ? 0 : it->second;
+  }
+
+  zmanager::BaseManager manager;
+};
+
+TEST_F(Calls, TypedCallsReturnTheMethodsResults) {
+  auto maths = manager.create<Maths>("Maths");
+  EXPECT_EQ(maths.add(4, 3), 7);
+  EXPECT_EQ(maths.mul(7, 8), 56);
+  EXPECT_DOUBLE_EQ(maths.scale(2.5, 2), 5.0);  // the int converts to the declared double
+  EXPECT_EQ(maths.greet("zmanager"), "hello zmanager");
+  EXPECT_EQ(maths.range(4), (std::vector<int>{0, 1, 2, 3}));
+  auto h = maths.histogram(std::vector<std::string>{"a", "b", "a"});
+  EXPECT_EQ(h, (std::map<std::string, int>{{"a", 2}, {"b", 1}}));
+  EXPECT_EQ(maths.maybe(true), std::optional<int>(42));
+  EXPECT_EQ(maths.maybe(false), std::nullopt);
+}
+
+TEST_F(Calls, StructsWithMsgpackDefineAndBoostSerializationCrossTheWire) {
+  auto maths = manager.create<Maths>("Maths");
+  test::Point moved = maths.move(test::Point{1.0, 2.0, "p"}, 0.5);
+  EXPECT_EQ(moved, (test::Point{1.5, 2.0, "p"}));
+  test::Matrix m{2, 3, {1, 2, 3, 4, 5, 6}};
+  test::Matrix t = maths.transpose(m);
+  EXPECT_EQ(t, (test::Matrix{3, 2, {1, 4, 2, 5, 3, 6}}));
+}
+
+TEST_F(Calls, DynamicCallsNeedOnlyTheMethodName) {
+  auto maths = manager.create<Maths>("Maths");
+  EXPECT_EQ(maths.call<int>("add", 2, 2), 4);
+  EXPECT_EQ(maths.call<std::string>("greet", std::string("x")), "hello x");
+  zmanager::DynamicProxy any(maths.ref());
+  EXPECT_EQ(any.call<int>("mul", 6, 7), 42);
+}
+
+TEST_F(Calls, AsyncCallsReturnFutures) {
+  auto maths = manager.create<Maths>("Maths");
+  zmanager::Future<int> f = maths.async().add(1, 2);
+  auto g = maths.call_async<int>("mul", 3, 4);
+  ASSERT_TRUE(f.wait_for(10s));
+  EXPECT_EQ(f.get(), 3);
+  EXPECT_EQ(g.get(), 12);
+}
+
+TEST_F(Calls, TenThousandPipelinedCallsAreMatchedToTheirRequests) {
+  auto maths = manager.create<Maths>("Maths");
+  auto async = maths.async();
+  std::vector<zmanager::Future<int>> futures;
+  futures.reserve(10000);
+  for (int i = 0; i < 10000; ++i) futures.push_back(async.add(i, i * 1000));
+  for (int i = 0; i < 10000; ++i) {
+    ASSERT_TRUE(futures[static_cast<std::size_t>(i)].wait_for(30s)) << "call " << i;
+    ASSERT_EQ(futures[static_cast<std::size_t>(i)].get(), i + i * 1000) << "call " << i;
+  }
+}
+
+TEST_F(Calls, LargeBytesTravelAsFramesBothWays) {
+  auto maths = manager.create<Maths>("Maths");
+  zmanager::Bytes big(8u << 20);
+  for (std::size_t i = 0; i < big.size(); ++i) big.data()[i] = std::byte(i * 7 % 251);
+  zmanager::Bytes back = maths.reverse(big);
+  ASSERT_EQ(back.size(), big.size());
+  for (std::size_t i = 0; i < big.size(); i += 4099)
+    ASSERT_EQ(back.data()[i], big.data()[big.size() - 1 - i]) << i;
+  EXPECT_EQ(maths.length(zmanager::Bytes("small")), 5u);  // inline, under the frame threshold
+}
+
+TEST_F(Calls, ProxiesPassedAsArgumentsAndReturnedReachTheSameObject) {
+  auto maths = manager.create<Maths>("Maths");
+  auto holder = manager.create<Holder>("Holder");
+  EXPECT_EQ(holder.add_through(maths, 20, 22), 42);  // the server calls the object it was given
+  holder.keep(maths);
+  zmanager::Proxy<Maths> back = holder.give();
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back.id(), maths.id());
+  EXPECT_EQ(back.type_id(), "Maths");
+  EXPECT_EQ(back.add(1, 1), 2);
+}
+
+TEST_F(Calls, ReturnedSharedObjectsComeBackAsProxies) {
+  auto holder = manager.create<Holder>("Holder");
+  zmanager::Proxy<Counter> c = holder.make_counter(5);
+  EXPECT_EQ(c.type_id(), "Counter");
+  EXPECT_EQ(c.increment(2), 7);
+  auto a = holder.same_counter();
+  auto b = holder.same_counter();
+  EXPECT_EQ(a.id(), b.id());
+  a.increment(1);
+  EXPECT_EQ(b.get(), 101);
+}
+
+TEST_F(Calls, AnObjectIsDestroyedWhenItsLastProxyGoes) {
+  auto before = stats();
+  std::optional<zmanager::Proxy<Counter>> first = manager.create<Counter>("Counter", 3);
+  EXPECT_EQ(live("Counter"), 2u);  // with the registered shared_counter
+  std::optional<zmanager::Proxy<Counter>> copy = *first;
+  first.reset();
+  EXPECT_EQ(live("Counter"), 2u) << "a copy still refers to it";
+  EXPECT_EQ(copy->get(), 3);
+  copy.reset();
+  auto after = stats();
+  EXPECT_EQ(live("Counter"), 1u);
+  EXPECT_EQ(after.destroyed, before.destroyed + 1);
+}
+
+TEST_F(Calls, AnObjectHeldByAnotherObjectLivesUntilReleasedThere) {
+  auto holder = manager.create<Holder>("Holder");
+  {
+    auto maths = manager.create<Maths>("Maths");
+    holder.keep(maths);
+  }
+  EXPECT_EQ(live("Maths"), 1u);
+  EXPECT_TRUE(holder.holds());
+  holder.drop();
+  EXPECT_EQ(live("Maths"), 0u);
+}
+
+TEST_F(Calls, AProxyIsUsableFromManyThreadsAtOnce) {
+  auto maths = manager.create<Maths>("Maths");
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 300; ++i)
+        if (maths.add(t, i) != t + i) ++wrong;
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
+TEST_F(Calls, CallsOnOneObjectRunOneAtATime) {
+  auto counter = manager.create<Counter>("Counter", 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      std::vector<zmanager::Future<int>> fs;
+      for (int i = 0; i < 250; ++i) fs.push_back(counter.async().slow_increment());
+      for (auto& f : fs) f.get();
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(counter.get(), 1000) << "an increment was lost: calls overlapped";
+}
+
+TEST_F(Calls, ASlowMethodDoesNotStallOtherObjects) {
+  auto sleeper = manager.create<Sleeper>("Sleeper");
+  auto maths = manager.create<Maths>("Maths");
+  auto nap = sleeper.async().nap(3000);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(maths.add(i, 1), i + 1);
+  EXPECT_FALSE(nap.ready()) << "calls on another object waited for the slow one";
+  ASSERT_TRUE(nap.wait_for(30s));
+  EXPECT_EQ(nap.get(), 3000);
+}
+
+TEST_F(Calls, ParkedCallsAreAnsweredByLaterCallsWithoutThreads) {
+  auto q = manager.create<WorkQueue>("WorkQueue");
+  std::vector<zmanager::Future<std::string>> gets;
+  for (int i = 0; i < 50; ++i) gets.push_back(q.async().get());
+  EXPECT_EQ(q.waiting(), 50u);  // more waiters than server threads: none of them holds one
+  for (int i = 0; i < 50; ++i) q.put("item" + std::to_string(i));
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(gets[static_cast<std::size_t>(i)].wait_for(10s));
+    EXPECT_EQ(gets[static_cast<std::size_t>(i)].get(), "item" + std::to_string(i));
+  }
+}
+
+TEST_F(Calls, SharedObjectsAreTheSameForEveryClientProcess) {
+  auto counter = manager.get_shared<Counter>("shared_counter");
+  std::vector<test::Child> children;
+  for (int c = 0; c < 3; ++c)
+    children.push_back(test::Child::fork([&] {
+      zmanager::BaseManager client({.address = manager.address(), .authkey = manager.authkey()});
+      client.connect();
+      auto mine = client.get_shared<Counter>("shared_counter");
+      for (int i = 0; i < 100; ++i) mine.increment(1);
+      return 0;
+    }));
+  for (auto& child : children) ASSERT_EQ(child.wait(), 0);
+  EXPECT_EQ(counter.get(), 300);
+  auto again = manager.get_shared<Counter>("shared_counter");
+  EXPECT_EQ(again.id(), counter.id());
+}
+
+TEST_F(Calls, ASharedQueueConnectsAProducerAndAConsumerProcess) {
+  auto consumer = test::Child::fork([&] {
+    zmanager::BaseManager client({.address = manager.address(), .authkey = manager.authkey()});
+    client.connect();
+    auto q = client.get_shared<WorkQueue>("shared_queue");
+    for (int i = 0; i < 10; ++i)
+      if (q.get() != "job" + std::to_string(i)) return 2;
+    return 0;
+  });
+  auto q = manager.get_shared<WorkQueue>("shared_queue");
+  for (int i = 0; i < 10; ++i) q.put("job" + std::to_string(i));
+  EXPECT_EQ(consumer.wait(), 0);
+}
+
+// ---- errors: each is typed, and the server keeps serving ----
+
+TEST_F(Calls, AThrowingMethodRaisesRemoteErrorNamingTheType) {
+  auto maths = manager.create<Maths>("Maths");
+  try {
+    maths.fail_custom("it broke");
+    FAIL() << "no exception";
+  } catch (const zmanager::RemoteError& e) {
+    EXPECT_EQ(e.type(), "test::CustomFailure");
+    EXPECT_EQ(e.message(), "it broke");
+    EXPECT_EQ(e.method(), "fail_custom");
+  }
+  EXPECT_EQ(maths.add(1, 1), 2);
+}
+
+TEST_F(Calls, ZmanagerErrorsThrownByMethodsArriveAsTheSameType) {
+  auto maths = manager.create<Maths>("Maths");
+  EXPECT_THROW(maths.fail_key("k"), zmanager::KeyError);
+  EXPECT_THROW(maths.fail_value(), zmanager::ValueError);
+  EXPECT_EQ(maths.add(2, 2), 4);
+}
+
+TEST_F(Calls, UnexposedAndUnknownMethodsRaiseAttributeError) {
+  auto restricted = manager.create<Maths>("RestrictedMaths");
+  EXPECT_EQ(restricted.add(1, 2), 3);
+  EXPECT_THROW(restricted.greet("x"), zmanager::AttributeError);
+  EXPECT_THROW(restricted.call<void>("no_such_method"), zmanager::AttributeError);
+  EXPECT_THROW(manager.create<Maths>("NoSuchType"), zmanager::AttributeError);
+  EXPECT_EQ(restricted.mul(2, 3), 6);
+}
+
+TEST_F(Calls, WrongArityOrArgumentTypesRaiseTypeError) {
+  auto maths = manager.create<Maths>("Maths");
+  try {
+    maths.call<int>("add", 1);
+    FAIL() << "no exception";
+  } catch (const zmanager::TypeError& e) {
+    EXPECT_NE(std::string(e.what()).find("takes 2 arguments (1 given)"), std::string::npos)
+        << e.what();
+  }
+  try {
+    maths.call<int>("add", std::string("one"), 2);
+    FAIL() << "no exception";
+  } catch (const zmanager::TypeError& e) {
+    EXPECT_NE(std::string(e.what()).find("expected int, got str"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(maths.call<std::string>("add", 1, 2), zmanager::TypeError);  // result type
+  EXPECT_THROW(manager.create<Counter>("Counter"), zmanager::TypeError);    // factory arity
+  EXPECT_EQ(maths.add(5, 5), 10);
+}
+
+TEST_F(Calls, AnUnknownObjectRaisesKeyError) {
+  auto channel = zmanager::connect({manager.address(), manager.authkey()});
+  zmanager::DynamicProxy ghost(
+      std::make_shared<zmanager::detail::ObjectRef>(channel, 987654, "Maths"));
+  EXPECT_THROW(ghost.call<int>("add", 1, 2), zmanager::KeyError);
+}
+
+TEST_F(Calls, AnEmptyProxyRefusesCalls) {
+  zmanager::Proxy<Maths> empty;
+  EXPECT_FALSE(empty);
+  EXPECT_THROW(empty.add(1, 2), zmanager::Error);
+}
+
+}  // namespace

@@ -1,0 +1,121 @@
+// Real processes for tests: run a function in a forked child, or a built program, and wait for
+// it with a deadline (never forever).
+#pragma once
+
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace test {
+
+class Child {
+ public:
+  /// Forks; the child runs `body` and exits with its return value (1 if it throws).
+  static Child fork(const std::function<int()>& body) {
+    std::fflush(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+      int code = 1;
+      try {
+        code = body();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "child failed: %s\n", e.what());
+      }
+      std::fflush(nullptr);
+      ::_exit(code);
+    }
+    return Child(pid);
+  }
+
+  /// Starts a program; its stdout is readable with read_line().
+  static Child spawn(const std::vector<std::string>& argv) {
+    int out[2];
+    if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    posix_spawn_file_actions_addclose(&actions, out[0]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid;
+    int rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(out[1]);
+    if (rc != 0) {
+      ::close(out[0]);
+      throw std::runtime_error("cannot start " + argv[0]);
+    }
+    Child c(pid);
+    c.stdout_fd_ = out[0];
+    return c;
+  }
+
+  Child(Child&& o) noexcept
+      : pid_(std::exchange(o.pid_, -1)), stdout_fd_(std::exchange(o.stdout_fd_, -1)) {}
+  Child& operator=(Child&&) = delete;
+  ~Child() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (stdout_fd_ >= 0) ::close(stdout_fd_);
+  }
+
+  pid_t pid() const { return pid_; }
+
+  /// The exit code, or nullopt if it did not exit within `timeout` (it is then killed).
+  /// A child killed by a signal reports 128 + the signal.
+  std::optional<int> wait(std::chrono::milliseconds timeout = std::chrono::seconds(60)) {
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+    if (fd < 0) throw std::runtime_error("pidfd_open failed");
+    pollfd p{fd, POLLIN, 0};
+    int ready = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    ::close(fd);
+    if (ready <= 0) return std::nullopt;
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+  }
+
+  /// One line of the child's stdout, or nullopt at EOF or after `timeout`.
+  std::optional<std::string> read_line(
+      std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    std::string line;
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (true) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      pollfd p{stdout_fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
+      char c;
+      if (::read(stdout_fd_, &c, 1) != 1) return line.empty() ? std::nullopt : std::optional(line);
+      if (c == '\n') return line;
+      line += c;
+    }
+  }
+
+  void signal(int sig) { ::kill(pid_, sig); }
+
+ private:
+  explicit Child(pid_t pid) : pid_(pid) {}
+  pid_t pid_;
+  int stdout_fd_ = -1;
+};
+
+}  // namespace test

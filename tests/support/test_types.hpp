@@ -1,0 +1,173 @@
+// Classes the tests serve. Each exists to exercise one part of the object server.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/serialization/vector.hpp>
+#include <zmanager/zmanager.hpp>
+
+namespace test {
+
+struct Point {
+  double x = 0, y = 0;
+  std::string label;
+  MSGPACK_DEFINE(x, y, label);
+  friend bool operator==(const Point&, const Point&) = default;
+};
+
+// An existing C++ type that knows only Boost.Serialization.
+struct Matrix {
+  int rows = 0, cols = 0;
+  std::vector<double> cells;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar& rows& cols& cells;
+  }
+  friend bool operator==(const Matrix&, const Matrix&) = default;
+};
+
+struct CustomFailure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace test
+
+struct Maths {
+  int add(int x, int y) { return x + y; }
+  int mul(int x, int y) { return x * y; }
+  double scale(double v, double by) { return v * by; }
+  std::string greet(const std::string& name) { return "hello " + name; }
+  std::vector<int> range(int n) {
+    std::vector<int> v(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) v[static_cast<std::size_t>(i)] = i;
+    return v;
+  }
+  std::map<std::string, int> histogram(const std::vector<std::string>& words) {
+    std::map<std::string, int> h;
+    for (const auto& w : words) ++h[w];
+    return h;
+  }
+  test::Point move(test::Point p, double dx) {
+    p.x += dx;
+    return p;
+  }
+  test::Matrix transpose(const test::Matrix& m) {
+    test::Matrix t{m.cols, m.rows, std::vector<double>(m.cells.size())};
+    for (int r = 0; r < m.rows; ++r)
+      for (int c = 0; c < m.cols; ++c)
+        t.cells[static_cast<std::size_t>(c * m.rows + r)] =
+            m.cells[static_cast<std::size_t>(r * m.cols + c)];
+    return t;
+  }
+  zmanager::Bytes reverse(const zmanager::Bytes& b) {
+    zmanager::Bytes out(b.size());
+    for (std::size_t i = 0; i < b.size(); ++i) out.data()[i] = b.data()[b.size() - 1 - i];
+    return out;
+  }
+  std::size_t length(const zmanager::Bytes& b) { return b.size(); }
+  std::optional<int> maybe(bool give) { return give ? std::optional<int>(42) : std::nullopt; }
+  void fail_custom(const std::string& why) { throw test::CustomFailure(why); }
+  int fail_key(const std::string& key) { throw zmanager::KeyError(key); }
+  void fail_value() { throw zmanager::ValueError("bad value"); }
+  void secret() {}
+};
+ZMANAGER_EXPOSE(Maths, add, mul, scale, greet, range, histogram, move, transpose, reverse, length,
+                maybe, fail_custom, fail_key, fail_value, secret)
+
+// Built by a factory with constructor arguments; counts live instances server-side.
+struct Counter {
+  explicit Counter(int start) : value(start) { ++live(); }
+  Counter(const Counter& o) : value(o.value) { ++live(); }
+  ~Counter() { --live(); }
+  int increment(int by) { return value += by; }
+  int get() const { return value; }
+  // Not thread-safe on purpose: the server must run calls on one object one at a time.
+  int slow_increment() {
+    int v = value;
+    std::this_thread::yield();
+    value = v + 1;
+    return value;
+  }
+  static std::atomic<int>& live() {
+    static std::atomic<int> n{0};
+    return n;
+  }
+  int value;
+};
+ZMANAGER_EXPOSE(Counter, increment, get, slow_increment)
+
+// Holds and hands out proxies: objects passed as arguments and returned.
+struct Holder {
+  void keep(zmanager::Proxy<Maths> m) { kept = std::move(m); }
+  zmanager::Proxy<Maths> give() { return kept; }
+  int add_through(zmanager::Proxy<Maths> m, int a, int b) { return m.add(a, b); }
+  bool holds() const { return static_cast<bool>(kept); }
+  void drop() { kept = {}; }
+  // Python's method_to_typeid: a new object comes back as a proxy, not a copy.
+  std::shared_ptr<Counter> make_counter(int start) { return std::make_shared<Counter>(start); }
+  std::shared_ptr<Counter> same_counter() {
+    if (!shared) shared = std::make_shared<Counter>(100);
+    return shared;
+  }
+  zmanager::Proxy<Maths> kept;
+  std::shared_ptr<Counter> shared;
+};
+ZMANAGER_EXPOSE(Holder, keep, give, add_through, holds, drop, make_counter, same_counter)
+
+// A queue whose get() parks on the server until a put() answers it: no thread waits.
+struct WorkQueue {
+  void put(std::string item) {
+    if (!waiters.empty()) {
+      auto r = std::move(waiters.front());
+      waiters.pop_front();
+      r.send(item);
+      return;
+    }
+    items.push_back(std::move(item));
+  }
+  zmanager::Deferred<std::string> get() {
+    if (!items.empty()) {
+      std::string item = std::move(items.front());
+      items.pop_front();
+      return item;
+    }
+    waiters.push_back(zmanager::defer<std::string>());
+    return zmanager::Deferred<std::string>::pending();
+  }
+  std::size_t size() const { return items.size(); }
+  std::size_t waiting() const { return waiters.size(); }
+  std::deque<std::string> items;
+  std::deque<zmanager::Responder<std::string>> waiters;
+};
+ZMANAGER_EXPOSE(WorkQueue, put, get, size, waiting)
+
+// A method that takes a while, to show other objects are not stalled behind it.
+struct Sleeper {
+  int nap(int ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    return ms;
+  }
+};
+ZMANAGER_EXPOSE(Sleeper, nap)
+
+namespace test {
+
+inline void register_all(zmanager::BaseManager& m) {
+  m.register_type<Maths>("Maths", zmanager::TypeOptions{});
+  m.register_type<Maths>("RestrictedMaths", zmanager::TypeOptions{.exposed = {"add", "mul"}});
+  m.register_type<Counter>("Counter", [](int start) { return Counter{start}; });
+  m.register_type<Holder>("Holder");
+  m.register_type<WorkQueue>("WorkQueue");
+  m.register_type<Sleeper>("Sleeper");
+  m.register_shared("shared_queue", std::make_shared<WorkQueue>());
+  m.register_shared("shared_counter", std::make_shared<Counter>(0));
+}
+
+}  // namespace test

@@ -1,0 +1,141 @@
+// The wire layer on its own: framing, limits, blobs, authentication proofs.
+#include <gtest/gtest.h>
+
+#include "zmanager/wire/protocol.hpp"
+#include "zmanager/zmanager.hpp"
+
+namespace wire = zmanager::wire;
+
+namespace {
+
+wire::Frames frames_of(const std::string& body) {
+  wire::Frames f;
+  f.emplace_back(body.data(), body.size());
+  return f;
+}
+
+template <class T>
+std::string packed_value(const T& v) {
+  msgpack::sbuffer b;
+  msgpack::pack(b, v);
+  return std::string(b.data(), b.size());
+}
+
+TEST(Inbound, ParsesAWellFormedMessage) {
+  auto in = wire::Inbound::parse(frames_of(packed_value(std::make_tuple(8))), {});
+  EXPECT_EQ(in->op(), wire::Op::kPing);
+}
+
+TEST(Inbound, RejectsMalformedBodies) {
+  wire::Limits limits;
+  EXPECT_THROW(wire::Inbound::parse({}, limits), zmanager::ProtocolError);
+  EXPECT_THROW(wire::Inbound::parse(frames_of(""), limits), zmanager::ProtocolError);
+  EXPECT_THROW(wire::Inbound::parse(frames_of("\xc1"), limits),
+               zmanager::ProtocolError);  // never used
+  EXPECT_THROW(wire::Inbound::parse(frames_of("\x93\x01"), limits),
+               zmanager::ProtocolError);  // truncated
+  EXPECT_THROW(wire::Inbound::parse(frames_of(packed_value(42)), limits), zmanager::ProtocolError);
+  EXPECT_THROW(wire::Inbound::parse(frames_of(packed_value(std::make_tuple(99))), limits),
+               zmanager::ProtocolError);  // unknown op
+  EXPECT_THROW(wire::Inbound::parse(frames_of(packed_value(std::make_tuple(8)) + "x"), limits),
+               zmanager::ProtocolError);  // trailing bytes
+}
+
+TEST(Inbound, AHugeDeclaredLengthIsALimitErrorNotAnAllocation) {
+  // array32 claiming four billion elements, in five bytes.
+  std::string body = "\xdd\xff\xff\xff\xf0";
+  EXPECT_THROW(wire::Inbound::parse(frames_of(body), {}), wire::LimitExceeded);
+  std::string str32 = "\x91\xdb\x7f\xff\xff\xff";  // [str of 2 GiB] with no bytes
+  EXPECT_THROW(wire::Inbound::parse(frames_of(str32), {}), zmanager::ProtocolError);
+}
+
+TEST(Inbound, NestingDeeperThanTheLimitIsRejected) {
+  std::string deep(200, '\x91');  // [[[[...]]]]
+  deep += '\x08';
+  wire::Limits limits;
+  limits.max_depth = 64;
+  EXPECT_THROW(wire::Inbound::parse(frames_of(deep), limits), wire::LimitExceeded);
+}
+
+TEST(Inbound, OversizedMessagesAreRejected) {
+  wire::Limits limits;
+  limits.max_body_bytes = 16;
+  EXPECT_THROW(wire::Inbound::parse(frames_of(packed_value(std::vector<int>(100, 1))), limits),
+               wire::LimitExceeded);
+  limits = {};
+  limits.max_message_bytes = 10;
+  wire::Frames f = frames_of(packed_value(std::make_tuple(8)));
+  f.emplace_back(std::string(100, 'x'));
+  EXPECT_THROW(wire::Inbound::parse(std::move(f), limits), wire::LimitExceeded);
+}
+
+TEST(Encoder, LargeBytesGoToTheirOwnFrameAndComeBackWithoutACopy) {
+  zmanager::Bytes big(100000);
+  big.data()[0] = std::byte{7};
+  wire::Frames frames;
+  {
+    wire::Encoder enc;
+    enc.packer().pack_array(2);
+    enc.pack(std::uint8_t{6});
+    enc.pack(big);
+    frames = wire::to_frames(enc);
+  }
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[1].size(), big.size());
+  EXPECT_LT(frames[0].size(), 16u);
+  const void* frame_data = frames[1].data();
+  auto in = wire::Inbound::parse(std::move(frames), {});
+  wire::DecodeScope scope(in->blobs(), nullptr);
+  auto back = in->field(1).as<zmanager::Bytes>();
+  EXPECT_EQ(back.size(), big.size());
+  EXPECT_EQ(back.data()[0], std::byte{7});
+  EXPECT_EQ(static_cast<const void*>(back.data()), frame_data) << "the frame was copied";
+}
+
+TEST(Encoder, SmallBytesStayInline) {
+  wire::Encoder enc;
+  enc.pack(zmanager::Bytes("abc"));
+  EXPECT_TRUE(enc.blobs().empty());
+}
+
+TEST(Auth, ProofsDependOnKeyLabelAndBothNonces) {
+  auto a = wire::random_nonce();
+  auto b = wire::random_nonce();
+  EXPECT_NE(a, b);
+  auto p = wire::proof("key", wire::kServerLabel, a, b);
+  EXPECT_EQ(p, wire::proof("key", wire::kServerLabel, a, b));
+  EXPECT_NE(p, wire::proof("other", wire::kServerLabel, a, b));
+  EXPECT_NE(p, wire::proof("key", wire::kClientLabel, a, b));
+  EXPECT_NE(p, wire::proof("key", wire::kServerLabel, b, a));
+  msgpack::zone z;
+  msgpack::object o(msgpack::type::raw_ref(reinterpret_cast<const char*>(p.data()), 32), z);
+  o.type = msgpack::type::BIN;
+  o.via.bin.ptr = reinterpret_cast<const char*>(p.data());
+  o.via.bin.size = 32;
+  EXPECT_TRUE(wire::equal_constant_time(o, p));
+  o.via.bin.size = 31;
+  EXPECT_FALSE(wire::equal_constant_time(o, p));
+}
+
+TEST(Errors, ZmanagerErrorsTravelUnderPythonNames) {
+  EXPECT_EQ(zmanager::error_type_name(zmanager::KeyError("k")), "KeyError");
+  EXPECT_EQ(zmanager::error_type_name(std::out_of_range("x")), "std::out_of_range");
+  EXPECT_THROW(zmanager::throw_remote_error("raised", "Empty", "", "get", "1"), zmanager::Empty);
+  EXPECT_THROW(zmanager::throw_remote_error("auth", "X", "", "", ""),
+               zmanager::AuthenticationError);
+  try {
+    zmanager::throw_remote_error("raised", "my::Error", "boom", "go", "7");
+  } catch (const zmanager::RemoteError& e) {
+    EXPECT_EQ(e.type(), "my::Error");
+    EXPECT_EQ(e.method(), "go");
+    EXPECT_EQ(e.object(), "7");
+  }
+}
+
+TEST(Address, PortZeroMeansAnyFreePort) {
+  EXPECT_EQ(wire::zmq_bind_endpoint("tcp://127.0.0.1:0"), "tcp://127.0.0.1:*");
+  EXPECT_EQ(wire::zmq_bind_endpoint("tcp://127.0.0.1:5000"), "tcp://127.0.0.1:5000");
+  EXPECT_EQ(wire::zmq_bind_endpoint("ipc:///tmp/x"), "ipc:///tmp/x");
+}
+
+}  // namespace

@@ -1,0 +1,199 @@
+// Encoding of values into a zmanager message and back: msgpack for the structure, separate
+// frames for large byte buffers, ext types for object references. See docs/protocol.md.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <msgpack.hpp>
+
+#include "zmanager/bytes.hpp"
+#include "zmanager/errors.hpp"
+
+namespace zmanager::detail {
+class ObjectRef;
+struct DispatchTable;
+}  // namespace zmanager::detail
+
+namespace zmanager::wire {
+
+/// msgpack ext type codes used by the protocol.
+enum ExtType : std::int8_t {
+  kExtBlob = 1,   // payload: uint32 big-endian index of a blob frame of this message
+  kExtRef = 2,    // payload: msgpack [object_id, typeid]: a reference to a server object
+  kExtOpaque = 3  // payload: a Boost.Serialization binary archive (opaque to other languages)
+};
+
+/// Byte buffers at least this large travel as their own frame instead of inline msgpack bin.
+inline constexpr std::size_t kBlobThreshold = 4096;
+
+/// How object references cross the wire; implemented by the client connection and the server.
+class RefHooks {
+ public:
+  virtual ~RefHooks() = default;
+  /// A reference to `id` is being written into an outgoing message.
+  virtual void on_export(std::uint64_t id) { (void)id; }
+  /// A reference arrived in an incoming message; returns the handle that will own it.
+  virtual std::shared_ptr<detail::ObjectRef> on_import(std::uint64_t id, std::string_view type) = 0;
+  /// Server side: a method returned a new shared object; registers it (or finds it, when the
+  /// same object was exported before) and returns its id and typeid.
+  virtual std::pair<std::uint64_t, std::string> export_object(std::shared_ptr<void> object,
+                                                              const detail::DispatchTable& table);
+};
+
+/// Collects one outgoing message: the msgpack body plus the side frames it refers to. While an
+/// Encoder is active on a thread, Bytes and proxies packed on that thread use it; the packer
+/// adaptors cannot reach their stream otherwise.
+class Encoder {
+ public:
+  explicit Encoder(RefHooks* hooks = nullptr);
+  ~Encoder();
+  Encoder(const Encoder&) = delete;
+  Encoder& operator=(const Encoder&) = delete;
+
+  msgpack::packer<msgpack::sbuffer>& packer() { return packer_; }
+  template <class T>
+  Encoder& pack(const T& v) {
+    packer_.pack(v);
+    return *this;
+  }
+
+  std::uint32_t add_blob(const Bytes& b);
+  void add_ref(std::uint64_t id);
+  RefHooks* hooks() const { return hooks_; }
+
+  msgpack::sbuffer& body() { return body_; }
+  std::vector<Bytes>& blobs() { return blobs_; }
+  const std::vector<std::uint64_t>& refs() const { return refs_; }
+
+  /// The encoder active on this thread, or nullptr.
+  static Encoder* current();
+
+ private:
+  msgpack::sbuffer body_;
+  msgpack::packer<msgpack::sbuffer> packer_{body_};
+  std::vector<Bytes> blobs_;
+  std::vector<std::uint64_t> refs_;
+  RefHooks* hooks_;
+  Encoder* previous_;
+};
+
+/// What decoding a message body needs besides the msgpack tree: its blob frames and the hooks
+/// that turn reference ext values into proxies. Active on the thread while it lives.
+class DecodeScope {
+ public:
+  DecodeScope(std::span<const Bytes> blobs, RefHooks* hooks);
+  ~DecodeScope();
+  DecodeScope(const DecodeScope&) = delete;
+  DecodeScope& operator=(const DecodeScope&) = delete;
+
+  std::span<const Bytes> blobs() const { return blobs_; }
+  RefHooks* hooks() const { return hooks_; }
+  static DecodeScope* current();
+
+ private:
+  std::span<const Bytes> blobs_;
+  RefHooks* hooks_;
+  DecodeScope* previous_;
+};
+
+/// A decoded value with everything that keeps it valid: the msgpack tree may point into the
+/// received frames, so they travel together.
+struct Payload {
+  msgpack::object value;
+  std::vector<Bytes> blobs;
+  std::vector<std::uint64_t> refs;  // references the message carries (see docs/protocol.md)
+  std::shared_ptr<void> keepalive;  // owns the frame and zone `value` points into
+};
+
+/// Name of a msgpack object's kind, as error messages show it ("int", "str", "list", ...).
+std::string_view kind_name(const msgpack::object& o);
+
+/// Human-readable name of a C++ type for argument errors; specialised for common types.
+template <class T>
+struct TypeName {
+  static constexpr std::string_view value = "object";
+};
+#define ZMANAGER_TYPE_NAME(T, N)                 \
+  template <>                                    \
+  struct TypeName<T> {                           \
+    static constexpr std::string_view value = N; \
+  };
+ZMANAGER_TYPE_NAME(bool, "bool")
+ZMANAGER_TYPE_NAME(int, "int")
+ZMANAGER_TYPE_NAME(unsigned, "int")
+ZMANAGER_TYPE_NAME(long, "int")
+ZMANAGER_TYPE_NAME(unsigned long, "int")
+ZMANAGER_TYPE_NAME(long long, "int")
+ZMANAGER_TYPE_NAME(unsigned long long, "int")
+ZMANAGER_TYPE_NAME(short, "int")
+ZMANAGER_TYPE_NAME(float, "float")
+ZMANAGER_TYPE_NAME(double, "float")
+ZMANAGER_TYPE_NAME(std::string, "str")
+ZMANAGER_TYPE_NAME(Bytes, "bytes")
+#undef ZMANAGER_TYPE_NAME
+template <class T, class A>
+struct TypeName<std::vector<T, A>> {
+  static constexpr std::string_view value = "list";
+};
+
+/// Converts a decoded value to T; a mismatch is a TypeError naming both types.
+template <class T>
+T convert(const msgpack::object& o, std::string_view what) {
+  try {
+    return o.as<T>();
+  } catch (const msgpack::type_error&) {
+    throw TypeError(std::string(what) + ": expected " + std::string(TypeName<T>::value) + ", got " +
+                    std::string(kind_name(o)));
+  }
+}
+
+}  // namespace zmanager::wire
+
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
+  namespace adaptor {
+
+  template <>
+  struct pack<zmanager::Bytes> {
+    template <class Stream>
+    packer<Stream>& operator()(packer<Stream>& o, const zmanager::Bytes& v) const {
+      auto* enc = zmanager::wire::Encoder::current();
+      if (enc && v.size() >= zmanager::wire::kBlobThreshold) {
+        std::uint32_t index = enc->add_blob(v);
+        char be[4] = {static_cast<char>(index >> 24), static_cast<char>(index >> 16),
+                      static_cast<char>(index >> 8), static_cast<char>(index)};
+        o.pack_ext(4, zmanager::wire::kExtBlob);
+        o.pack_ext_body(be, 4);
+        return o;
+      }
+      o.pack_bin(static_cast<std::uint32_t>(v.size()));
+      o.pack_bin_body(reinterpret_cast<const char*>(v.data()),
+                      static_cast<std::uint32_t>(v.size()));
+      return o;
+    }
+  };
+
+  template <>
+  struct convert<zmanager::Bytes> {
+    const msgpack::object& operator()(const msgpack::object& o, zmanager::Bytes& v) const;
+  };
+
+  template <>
+  struct object_with_zone<zmanager::Bytes> {
+    void operator()(msgpack::object::with_zone& o, const zmanager::Bytes& v) const {
+      o.type = type::BIN;
+      char* p = static_cast<char*>(o.zone.allocate_no_align(v.size()));
+      if (v.size()) std::memcpy(p, v.data(), v.size());
+      o.via.bin.ptr = p;
+      o.via.bin.size = static_cast<std::uint32_t>(v.size());
+    }
+  };
+
+  }  // namespace adaptor
+}
+}  // namespace msgpack

@@ -1,0 +1,129 @@
+// The message layer both ends share (internal): op codes, framing, limits, authentication.
+// The format is specified in docs/protocol.md; keep the two in step.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "zmanager/wire/codec.hpp"
+
+namespace zmanager::wire {
+
+inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kMinProtocolVersion = 1;
+
+enum class Op : std::uint8_t {
+  kHello = 1,
+  kChallenge = 2,
+  kAuth = 3,
+  kWelcome = 4,
+  kCall = 5,
+  kReply = 6,
+  kError = 7,
+  kPing = 8,
+  kPong = 9,
+  kBye = 10,
+};
+
+/// Object id 0 is the server itself (create, shared, release, stats, shutdown, describe).
+inline constexpr std::uint64_t kServerObject = 0;
+
+/// Bounds applied to every message before any of it is interpreted.
+struct Limits {
+  std::size_t max_message_bytes = std::size_t{256} << 20;  // all frames together
+  std::size_t max_body_bytes = std::size_t{64} << 20;      // the msgpack frame
+  std::size_t max_frames = 4096;
+  std::size_t max_depth = 64;
+};
+
+/// Error kinds carried by Error messages (see docs/protocol.md).
+namespace kind {
+inline constexpr std::string_view kRaised = "raised";           // the method threw
+inline constexpr std::string_view kBadRequest = "bad_request";  // arity, types, malformed
+inline constexpr std::string_view kNotFound = "not_found";      // unknown object / typeid
+inline constexpr std::string_view kAuth = "auth";               // handshake failed
+inline constexpr std::string_view kVersion = "version";         // unsupported protocol version
+inline constexpr std::string_view kLimit = "limit";             // a bound was exceeded
+inline constexpr std::string_view kNoSession = "no_session";    // not authenticated / expired
+inline constexpr std::string_view kShutdown = "shutdown";       // server is stopping
+}  // namespace kind
+
+struct WireError {
+  std::string kind, type, message, method, object;
+  MSGPACK_DEFINE_MAP(kind, type, message, method, object);
+  [[noreturn]] void raise() const;
+  static WireError from(const std::exception& e, std::string_view kind, std::string method = {},
+                        std::string object = {});
+};
+
+using Frames = std::vector<zmq::message_t>;
+
+/// A received message, validated against Limits and unpacked. The body may point into frame 0,
+/// so the frames live as long as this does.
+class Inbound {
+ public:
+  /// Throws ProtocolError (with a reason fit for a log line) for anything malformed.
+  static std::shared_ptr<Inbound> parse(Frames frames, const Limits& limits);
+
+  Op op() const { return op_; }
+  std::size_t size() const { return fields_.size; }
+  const msgpack::object& field(std::size_t i) const;  // throws ProtocolError when absent
+  const std::vector<Bytes>& blobs() const { return blobs_; }
+  std::size_t bytes() const { return bytes_; }
+
+  /// The payload at field `i`, holding this message alive; `refs_field` lists its references.
+  Payload payload(std::size_t i, std::size_t refs_field) const;
+
+ private:
+  Frames frames_;
+  msgpack::object_handle body_;
+  msgpack::object_array fields_{};
+  Op op_{};
+  std::vector<Bytes> blobs_;
+  std::size_t bytes_ = 0;
+  std::weak_ptr<Inbound> self_;
+};
+
+/// Turns an encoder's output into frames: the body, then one frame per blob.
+Frames to_frames(Encoder& enc);
+/// Reads a uint64 field, throwing ProtocolError otherwise.
+std::uint64_t as_u64(const msgpack::object& o, std::string_view what);
+std::string as_string(const msgpack::object& o, std::string_view what);
+std::vector<std::uint64_t> as_id_list(const msgpack::object& o, std::string_view what);
+
+/// Sends all frames as one multipart message; `more_after` when an envelope precedes more parts.
+void send_frames(zmq::socket_ref socket, Frames& frames);
+/// Receives one whole multipart message without blocking; empty when none is ready.
+std::optional<Frames> recv_frames(zmq::socket_ref socket);
+
+// ---- authentication: mutual HMAC-SHA256 challenge-response (docs/protocol.md, "Handshake") ----
+using Nonce = std::array<std::uint8_t, 32>;
+using Mac = std::array<std::uint8_t, 32>;
+Nonce random_nonce();
+std::uint64_t random_u64();
+/// HMAC-SHA256(key, label || first || second).
+Mac proof(std::string_view key, std::string_view label, const Nonce& first, const Nonce& second);
+bool equal_constant_time(const msgpack::object& received, const Mac& expected);
+inline constexpr std::string_view kServerLabel = "zmanager-server-proof-v1";
+inline constexpr std::string_view kClientLabel = "zmanager-client-proof-v1";
+bool read_nonce(const msgpack::object& o, Nonce& out);
+
+/// ZeroMQ cannot bind port 0; "tcp://host:0" means "any free port" as it does for sockets.
+std::string zmq_bind_endpoint(std::string_view address);
+
+}  // namespace zmanager::wire
+
+namespace zmanager::wire {
+/// A message over one of the Limits (answered with error kind "limit").
+class LimitExceeded : public ProtocolError {
+ public:
+  using ProtocolError::ProtocolError;
+};
+}  // namespace zmanager::wire

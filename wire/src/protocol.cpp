@@ -1,0 +1,211 @@
+#include "zmanager/wire/protocol.hpp"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <mutex>
+
+namespace zmanager::wire {
+
+void WireError::raise() const {
+  throw_remote_error(kind, type, message, method, object);
+}
+
+WireError WireError::from(const std::exception& e, std::string_view k, std::string method,
+                          std::string object) {
+  return WireError{std::string(k), error_type_name(e), e.what(), std::move(method),
+                   std::move(object)};
+}
+
+namespace {
+
+// Each element of an array or entry of a map takes at least one byte on the wire, so a declared
+// count above the message length is a lie; bounding by the length stops a few bytes from making
+// the unpacker reserve gigabytes.
+msgpack::unpack_limit limits_for(std::size_t len, const Limits& limits) {
+  return msgpack::unpack_limit(len, len / 2, len, len, len, limits.max_depth);
+}
+
+bool reference_whole_buffer(msgpack::type::object_type, std::size_t, void*) {
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
+  auto in = std::make_shared<Inbound>();
+  in->self_ = in;
+  if (frames.empty()) throw ProtocolError("empty message");
+  if (frames.size() > limits.max_frames)
+    throw LimitExceeded("too many frames: " + std::to_string(frames.size()));
+  for (auto& f : frames) in->bytes_ += f.size();
+  if (in->bytes_ > limits.max_message_bytes)
+    throw LimitExceeded("message of " + std::to_string(in->bytes_) +
+                        " bytes exceeds the limit of " + std::to_string(limits.max_message_bytes));
+  // Moving the vector keeps every element in place; moving one small zmq message would not (its
+  // bytes live inside the message object), and the body below points into frame 0.
+  in->frames_ = std::move(frames);
+  for (std::size_t i = 1; i < in->frames_.size(); ++i) {
+    // The blob adopts the received frame: the Bytes handed to user code is that memory.
+    auto frame = std::make_shared<zmq::message_t>(std::move(in->frames_[i]));
+    auto* data = static_cast<std::byte*>(frame->data());
+    std::size_t size = frame->size();
+    in->blobs_.emplace_back(std::shared_ptr<void>(frame, data), data, size);
+  }
+  in->frames_.resize(1);
+  const auto& body = in->frames_.front();
+  if (body.size() > limits.max_body_bytes)
+    throw LimitExceeded("message body of " + std::to_string(body.size()) +
+                        " bytes exceeds the limit of " + std::to_string(limits.max_body_bytes));
+  try {
+    std::size_t offset = 0;
+    in->body_ = msgpack::unpack(static_cast<const char*>(body.data()), body.size(), offset,
+                                reference_whole_buffer, nullptr, limits_for(body.size(), limits));
+    if (offset != body.size()) throw ProtocolError("trailing bytes after the message body");
+  } catch (const ProtocolError&) {
+    throw;
+  } catch (const msgpack::size_overflow& e) {
+    throw LimitExceeded(std::string("message body over a size or depth limit: ") + e.what());
+  } catch (const std::exception& e) {
+    throw ProtocolError(std::string("malformed msgpack body: ") + e.what());
+  }
+  const msgpack::object& root = in->body_.get();
+  if (root.type != msgpack::type::ARRAY || root.via.array.size == 0)
+    throw ProtocolError("message body is not a non-empty array");
+  in->fields_ = root.via.array;
+  const msgpack::object& op = in->fields_.ptr[0];
+  if (op.type != msgpack::type::POSITIVE_INTEGER || op.via.u64 < 1 || op.via.u64 > 10)
+    throw ProtocolError("unknown message op");
+  in->op_ = static_cast<Op>(op.via.u64);
+  return in;
+}
+
+const msgpack::object& Inbound::field(std::size_t i) const {
+  if (i >= fields_.size) throw ProtocolError("message has too few fields");
+  return fields_.ptr[i];
+}
+
+Payload Inbound::payload(std::size_t i, std::size_t refs_field) const {
+  Payload p;
+  p.value = field(i);
+  p.blobs.reserve(blobs_.size());
+  for (const auto& b : blobs_) p.blobs.push_back(b.share());  // the frames, not copies
+  if (refs_field < size()) p.refs = as_id_list(field(refs_field), "refs");
+  p.keepalive = self_.lock();
+  return p;
+}
+
+std::uint64_t as_u64(const msgpack::object& o, std::string_view what) {
+  if (o.type != msgpack::type::POSITIVE_INTEGER)
+    throw ProtocolError(std::string(what) + " must be an unsigned integer");
+  return o.via.u64;
+}
+
+std::string as_string(const msgpack::object& o, std::string_view what) {
+  if (o.type != msgpack::type::STR) throw ProtocolError(std::string(what) + " must be a string");
+  return std::string(o.via.str.ptr, o.via.str.size);
+}
+
+std::vector<std::uint64_t> as_id_list(const msgpack::object& o, std::string_view what) {
+  if (o.type != msgpack::type::ARRAY) throw ProtocolError(std::string(what) + " must be an array");
+  std::vector<std::uint64_t> ids;
+  ids.reserve(o.via.array.size);
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+    ids.push_back(as_u64(o.via.array.ptr[i], what));
+  return ids;
+}
+
+Frames to_frames(Encoder& enc) {
+  Frames frames;
+  frames.reserve(1 + enc.blobs().size());
+  std::size_t body_size = enc.body().size();
+  char* body = enc.body().release();  // the frame takes the buffer over instead of copying it
+  frames.emplace_back(
+      body, body_size, [](void* data, void*) { std::free(data); }, nullptr);
+  for (auto& blob : enc.blobs()) {
+    // Hand the blob's storage to ZeroMQ without copying; it is freed when the frame is sent.
+    auto* holder = new Bytes(std::move(blob));
+    frames.emplace_back(
+        holder->data(), holder->size(), [](void*, void* hint) { delete static_cast<Bytes*>(hint); },
+        holder);
+  }
+  enc.blobs().clear();
+  return frames;
+}
+
+void send_frames(zmq::socket_ref socket, Frames& frames) {
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+    socket.send(frames[i], flags);
+  }
+}
+
+std::optional<Frames> recv_frames(zmq::socket_ref socket) {
+  Frames frames;
+  zmq::message_t part;
+  if (!socket.recv(part, zmq::recv_flags::dontwait)) return std::nullopt;
+  bool more = part.more();
+  frames.push_back(std::move(part));
+  while (more) {
+    zmq::message_t next;
+    (void)socket.recv(next, zmq::recv_flags::none);  // the rest of a multipart is already here
+    more = next.more();
+    frames.push_back(std::move(next));
+  }
+  return frames;
+}
+
+namespace {
+void ensure_sodium() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (sodium_init() < 0) throw Error("libsodium failed to initialise");
+  });
+}
+}  // namespace
+
+Nonce random_nonce() {
+  ensure_sodium();
+  Nonce n;
+  randombytes_buf(n.data(), n.size());
+  return n;
+}
+
+std::uint64_t random_u64() {
+  ensure_sodium();
+  std::uint64_t v;
+  randombytes_buf(&v, sizeof v);
+  return v;
+}
+
+Mac proof(std::string_view key, std::string_view label, const Nonce& first, const Nonce& second) {
+  ensure_sodium();
+  crypto_auth_hmacsha256_state st;
+  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
+  crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(label.data()),
+                                label.size());
+  crypto_auth_hmacsha256_update(&st, first.data(), first.size());
+  crypto_auth_hmacsha256_update(&st, second.data(), second.size());
+  Mac mac;
+  crypto_auth_hmacsha256_final(&st, mac.data());
+  return mac;
+}
+
+bool equal_constant_time(const msgpack::object& received, const Mac& expected) {
+  if (received.type != msgpack::type::BIN || received.via.bin.size != expected.size()) return false;
+  return sodium_memcmp(received.via.bin.ptr, expected.data(), expected.size()) == 0;
+}
+
+bool read_nonce(const msgpack::object& o, Nonce& out) {
+  if (o.type != msgpack::type::BIN || o.via.bin.size != out.size()) return false;
+  std::copy_n(reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr), out.size(), out.begin());
+  return true;
+}
+
+std::string zmq_bind_endpoint(std::string_view address) {
+  std::string a(address);
+  if (a.size() > 2 && a.ends_with(":0") && a.starts_with("tcp://")) a.replace(a.size() - 1, 1, "*");
+  return a;
+}
+
+}  // namespace zmanager::wire
