@@ -113,7 +113,7 @@ std::shared_ptr<wire::Inbound> Connection::recv_handshake(Clock::time_point dead
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) break;
     zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, left);
+    wire::poll(&item, 1, left);
     if (!(item.revents & ZMQ_POLLIN)) continue;
     auto frames = wire::recv_frames(socket_);
     if (!frames) continue;
@@ -287,7 +287,7 @@ void Connection::run() {
     auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(next_ping - now);
     zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
-    zmq::poll(items, 2, std::max(timeout, std::chrono::milliseconds(0)));
+    wire::poll(items, 2, std::max(timeout, std::chrono::milliseconds(0)));
     if (items[1].revents & ZMQ_POLLIN) drain_queue();
     if (items[0].revents & ZMQ_POLLIN) {
       while (auto frames = wire::recv_frames(socket_)) {

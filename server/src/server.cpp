@@ -382,7 +382,7 @@ Server::Impl::Impl(Registry reg, ServerOptions opts)
   limits.max_message_bytes = options.max_message_bytes;
   limits.max_body_bytes = options.max_body_bytes;
   limits.max_depth = options.max_depth;
-  router.set(zmq::sockopt::linger, 1000);
+  router.set(zmq::sockopt::linger, 200);
   router.set(zmq::sockopt::sndhwm, 0);
   router.set(zmq::sockopt::rcvhwm, 0);
   router.set(zmq::sockopt::router_mandatory,
@@ -785,7 +785,7 @@ void Server::Impl::serve() {
     zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, outbox.fd(), ZMQ_POLLIN, 0},
                                {nullptr, pipe_fds[0], ZMQ_POLLIN, 0}};
-    zmq::poll(items, 3, options.heartbeat_interval);
+    wire::poll(items, 3, options.heartbeat_interval);
     if (items[1].revents & ZMQ_POLLIN) flush_outbox();
     if (items[0].revents & ZMQ_POLLIN) {
       // Bounded batch, so replies and timers are not starved by a flood of requests.

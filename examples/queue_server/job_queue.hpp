@@ -1,0 +1,53 @@
+// The classic remote-queue pattern (Python: register('get_queue', callable=lambda: queue)).
+// get() on an empty queue parks the call on the server until a put() answers it: a consumer
+// waiting costs the server memory, not a thread.
+#pragma once
+
+#include <deque>
+#include <string>
+
+#include <zmanager/zmanager.hpp>
+
+class JobQueue {
+ public:
+  void put(std::string job) {
+    if (!waiting_.empty()) {
+      auto consumer = std::move(waiting_.front());
+      waiting_.pop_front();
+      consumer.send(job);
+      return;
+    }
+    jobs_.push_back(std::move(job));
+  }
+
+  zmanager::Deferred<std::string> get() {
+    if (jobs_.empty()) {
+      waiting_.push_back(zmanager::defer<std::string>());
+      return zmanager::Deferred<std::string>::pending();
+    }
+    std::string job = std::move(jobs_.front());
+    jobs_.pop_front();
+    return job;
+  }
+
+  std::size_t qsize() const { return jobs_.size(); }
+
+ private:
+  std::deque<std::string> jobs_;
+  std::deque<zmanager::Responder<std::string>> waiting_;
+};
+ZMANAGER_EXPOSE(JobQueue, put, get, qsize)
+
+// Shared option parsing for the three programs: --address A --authkey K, plus positionals.
+struct QueueArgs {
+  zmanager::ManagerOptions options{.address = "tcp://127.0.0.1:50000"};
+  std::vector<std::string> rest;
+  QueueArgs(int argc, char** argv) {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      if (a == "--address" && i + 1 < argc) options.address = argv[++i];
+      else if (a == "--authkey" && i + 1 < argc) options.authkey = argv[++i];
+      else rest.push_back(a);
+    }
+  }
+};

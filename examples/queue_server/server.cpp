@@ -1,0 +1,14 @@
+// Serves one shared job queue. Prints its address as the first line.
+// Usage: queue_server [--address tcp://0.0.0.0:50000] [--authkey KEY]
+#include <iostream>
+
+#include "job_queue.hpp"
+
+int main(int argc, char** argv) {
+  QueueArgs args(argc, argv);
+  zmanager::BaseManager manager(args.options);
+  manager.register_shared("get_queue", std::make_shared<JobQueue>());
+  auto& server = manager.get_server();
+  std::cout << server.address() << std::endl;
+  server.serve_forever();
+}

@@ -1,0 +1,167 @@
+// BaseManager's life cycle, as Python has it: start/connect/shutdown, serve_forever and its ways
+// to end, the errors for misuse, and the proxies' behaviour once the server is gone.
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include "process.hpp"
+#include "test_types.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+zmanager::ManagerOptions client_of(const zmanager::BaseManager& m) {
+  return {.address = m.address(), .authkey = m.authkey(), .connect_timeout = 2s};
+}
+
+TEST(Lifecycle, StartResolvesPortZeroAndIsReadyOnReturn) {
+  zmanager::BaseManager m;
+  test::register_all(m);
+  m.start();
+  EXPECT_TRUE(m.running());
+  EXPECT_TRUE(m.address().starts_with("tcp://127.0.0.1:"));
+  EXPECT_FALSE(m.address().ends_with(":0"));
+  EXPECT_EQ(m.create<Maths>("Maths").add(1, 2), 3);
+}
+
+TEST(Lifecycle, StartTwiceAndStartAfterShutdownAreProcessErrors) {
+  zmanager::BaseManager m;
+  test::register_all(m);
+  m.start();
+  EXPECT_THROW(m.start(), zmanager::ProcessError);
+  EXPECT_THROW(m.connect(), zmanager::ProcessError);
+  m.shutdown();
+  EXPECT_FALSE(m.running());
+  EXPECT_THROW(m.start(), zmanager::ProcessError);
+  m.shutdown();  // idempotent
+}
+
+TEST(Lifecycle, CallsAfterShutdownAreTypedErrors) {
+  zmanager::BaseManager m;
+  test::register_all(m);
+  m.start();
+  auto maths = m.create<Maths>("Maths");
+  m.shutdown();
+  EXPECT_THROW(m.create<Maths>("Maths"), zmanager::ProcessError);
+  EXPECT_THROW(maths.add(1, 1), zmanager::ConnectionError);
+}
+
+TEST(Lifecycle, UsingAManagerNeitherStartedNorConnectedIsAProcessError) {
+  zmanager::BaseManager m;
+  test::register_all(m);
+  EXPECT_THROW(m.create<Maths>("Maths"), zmanager::ProcessError);
+}
+
+TEST(Lifecycle, TheDestructorShutsDownTheServerItStarted) {
+  std::string address, key;
+  {
+    zmanager::BaseManager m;
+    test::register_all(m);
+    m.start();
+    address = m.address();
+    key = m.authkey();
+  }
+  EXPECT_THROW(zmanager::connect({address, key, 500ms}), zmanager::ConnectionError);
+}
+
+TEST(Lifecycle, ConnectingToNothingFailsWithinTheTimeout) {
+  auto start = std::chrono::steady_clock::now();
+  zmanager::BaseManager m({.address = "tcp://127.0.0.1:1", .authkey = "k", .connect_timeout = 300ms});
+  EXPECT_THROW(m.connect(), zmanager::ConnectionError);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
+}
+
+TEST(Lifecycle, AWrongAuthkeyIsAnAuthenticationError) {
+  zmanager::BaseManager m({.authkey = "right"});
+  test::register_all(m);
+  m.start();
+  zmanager::BaseManager wrong({.address = m.address(), .authkey = "wrong"});
+  EXPECT_THROW(wrong.connect(), zmanager::AuthenticationError);
+  zmanager::BaseManager right({.address = m.address(), .authkey = "right"});
+  right.connect();
+  EXPECT_EQ(right.create<Maths>("Maths").mul(6, 7), 42);
+}
+
+// get_server().serve_forever() in its own process, stopped three ways.
+class ServeForever : public ::testing::TestWithParam<int> {};
+
+TEST_P(ServeForever, ReturnsOnShutdownRequestOrSignal) {
+  int how = GetParam();  // 0: a client's shutdown request; else the signal to send
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  auto server = test::Child::fork([&] {
+    ::close(fds[0]);
+    zmanager::BaseManager m({.authkey = "serve"});
+    test::register_all(m);
+    auto& s = m.get_server();
+    std::string line = s.address() + "\n";
+    if (::write(fds[1], line.data(), line.size()) < 0) return 3;
+    s.serve_forever();
+    return 0;  // reached only if serve_forever returned
+  });
+  ::close(fds[1]);
+  std::string address;
+  char c;
+  while (::read(fds[0], &c, 1) == 1 && c != '\n') address += c;
+  ::close(fds[0]);
+  ASSERT_FALSE(address.empty());
+  zmanager::BaseManager client({.address = address, .authkey = "serve"});
+  client.connect();
+  EXPECT_EQ(client.create<Maths>("Maths").add(2, 2), 4);
+  if (how == 0)
+    client.shutdown_server();
+  else
+    server.signal(how);
+  EXPECT_EQ(server.wait(20s), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Lifecycle, ServeForever, ::testing::Values(0, SIGTERM, SIGINT));
+
+TEST(Lifecycle, AddressOfAConnectedManagerIsTheOneGiven) {
+  zmanager::BaseManager server;
+  test::register_all(server);
+  server.start();
+  zmanager::BaseManager client(client_of(server));
+  client.connect();
+  EXPECT_EQ(client.address(), server.address());
+  EXPECT_EQ(client.create<Maths>("Maths").add(3, 4), 7);
+  client.shutdown();  // a connected manager only disconnects
+  EXPECT_EQ(server.create<Maths>("Maths").add(3, 4), 7);
+}
+
+TEST(Lifecycle, AServerStartedByAProcessStopsWhenThatProcessDies) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  auto owner = test::Child::fork([&] {
+    ::close(fds[0]);
+    zmanager::BaseManager m({.authkey = "orphan"});
+    test::register_all(m);
+    m.start();
+    std::string line = m.address() + "\n";
+    if (::write(fds[1], line.data(), line.size()) < 0) return 3;
+    ::pause();  // until killed
+    return 0;
+  });
+  ::close(fds[1]);
+  std::string address;
+  char c;
+  while (::read(fds[0], &c, 1) == 1 && c != '\n') address += c;
+  ::close(fds[0]);
+  ASSERT_FALSE(address.empty());
+  zmanager::connect({address, "orphan", 5s});  // serving
+  owner.signal(SIGKILL);
+  EXPECT_EQ(owner.wait(10s), 128 + SIGKILL);
+  // The server notices its parent is gone and exits: a connection attempt then gets no answer.
+  bool gone = false;
+  for (int attempt = 0; attempt < 20 && !gone; ++attempt) {
+    try {
+      zmanager::connect({address, "orphan", 500ms});
+    } catch (const zmanager::ConnectionError&) {
+      gone = true;
+    }
+  }
+  EXPECT_TRUE(gone);
+}
+
+}  // namespace

@@ -1,0 +1,231 @@
+// The server against hand-made traffic from raw ZeroMQ peers: every malformed, oversized,
+// unauthenticated or mis-versioned message gets a clear answer (or is dropped) and the server
+// keeps serving well-behaved clients.
+#include <gtest/gtest.h>
+
+#include "server_process.hpp"
+#include "zmanager/wire/protocol.hpp"
+
+using namespace std::chrono_literals;
+namespace wire = zmanager::wire;
+
+namespace {
+
+template <class... T>
+std::string body(const T&... fields) {
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> pk(b);
+  pk.pack_array(sizeof...(T));
+  (pk.pack(fields), ...);
+  return std::string(b.data(), b.size());
+}
+
+// A peer that speaks the protocol by hand, from docs/protocol.md.
+class RawPeer {
+ public:
+  explicit RawPeer(const std::string& address) {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.connect(address);
+  }
+  void send(const std::vector<std::string>& frames) {
+    for (std::size_t i = 0; i < frames.size(); ++i)
+      socket_.send(zmq::buffer(frames[i]),
+                   i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+  }
+  std::shared_ptr<wire::Inbound> recv(std::chrono::milliseconds timeout = 10s) {
+    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, timeout) <= 0) return nullptr;
+    auto frames = wire::recv_frames(socket_);
+    return frames ? wire::Inbound::parse(std::move(*frames), {}) : nullptr;
+  }
+  wire::WireError error_of(const std::shared_ptr<wire::Inbound>& in) {
+    EXPECT_TRUE(in) << "no reply";
+    if (!in) return {};
+    EXPECT_EQ(in->op(), wire::Op::kError);
+    wire::WireError e;
+    if (in->op() == wire::Op::kError) in->field(2).convert(e);
+    return e;
+  }
+  /// The whole handshake; returns the WELCOME (or the error) message.
+  std::shared_ptr<wire::Inbound> handshake(const std::string& key) {
+    auto nonce = wire::random_nonce();
+    msgpack::sbuffer b;
+    msgpack::packer<msgpack::sbuffer> pk(b);
+    pk.pack_array(4);
+    pk.pack(1);
+    pk.pack(wire::kProtocolVersion);
+    pk.pack_bin(32);
+    pk.pack_bin_body(reinterpret_cast<const char*>(nonce.data()), 32);
+    pk.pack("raw");
+    send({std::string(b.data(), b.size())});
+    auto challenge = recv();
+    if (!challenge || challenge->op() != wire::Op::kChallenge) return challenge;
+    wire::Nonce server_nonce;
+    wire::read_nonce(challenge->field(2), server_nonce);
+    auto mac = wire::proof(key, wire::kClientLabel, server_nonce, nonce);
+    msgpack::sbuffer a;
+    msgpack::packer<msgpack::sbuffer> apk(a);
+    apk.pack_array(2);
+    apk.pack(3);
+    apk.pack_bin(32);
+    apk.pack_bin_body(reinterpret_cast<const char*>(mac.data()), 32);
+    send({std::string(a.data(), a.size())});
+    return recv();
+  }
+
+ private:
+  zmq::context_t context_{1};
+  zmq::socket_t socket_{context_, zmq::socket_type::dealer};
+};
+
+class Protocol : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    zmanager::ServerOptions options;
+    options.max_body_bytes = 64 * 1024;
+    options.max_message_bytes = 1 << 20;
+    server.emplace(test::ServerProcess::start(options));
+  }
+  // A well-behaved client still gets correct answers, and the server counted the rejection.
+  void expect_server_serves() {
+    zmanager::BaseManager client({.address = server->address, .authkey = server->authkey});
+    client.connect();
+    auto maths = client.create<Maths>("Maths");
+    EXPECT_EQ(maths.add(40, 2), 42);
+  }
+  std::uint64_t rejected() {
+    zmanager::BaseManager client({.address = server->address, .authkey = server->authkey});
+    client.connect();
+    return client.stats().rejected;
+  }
+  std::optional<test::ServerProcess> server;
+};
+
+TEST_F(Protocol, ARawPeerCanCallAfterTheHandshake) {
+  RawPeer peer(server->address);
+  auto welcome = peer.handshake(server->authkey);
+  ASSERT_TRUE(welcome);
+  ASSERT_EQ(welcome->op(), wire::Op::kWelcome);
+  peer.send({body(5, 7, 0, std::string("create"),
+                  std::make_tuple(std::string("Maths"), std::vector<int>{}), std::vector<int>{})});
+  auto created = peer.recv();
+  ASSERT_TRUE(created);
+  ASSERT_EQ(created->op(), wire::Op::kReply);
+  EXPECT_EQ(created->field(1).as<std::uint64_t>(), 7u);
+  auto refs = wire::as_id_list(created->field(3), "refs");
+  ASSERT_EQ(refs.size(), 1u);
+  peer.send({body(5, 8, refs[0], std::string("add"), std::make_tuple(2, 3), std::vector<int>{})});
+  auto sum = peer.recv();
+  ASSERT_TRUE(sum);
+  EXPECT_EQ(sum->op(), wire::Op::kReply);
+  EXPECT_EQ(sum->field(2).as<int>(), 5);
+}
+
+TEST_F(Protocol, CallsBeforeAuthenticationAreRefused) {
+  RawPeer peer(server->address);
+  peer.send({body(5, 11, 0, std::string("stats"), std::vector<int>{}, std::vector<int>{})});
+  auto in = peer.recv();
+  auto e = peer.error_of(in);
+  EXPECT_EQ(in->field(1).as<std::uint64_t>(), 11u);
+  EXPECT_EQ(e.kind, "no_session");
+  EXPECT_EQ(e.type, "ConnectionError");
+  expect_server_serves();
+}
+
+TEST_F(Protocol, AnUnknownProtocolVersionIsRefused) {
+  RawPeer peer(server->address);
+  std::string nonce(32, 'n');
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> pk(b);
+  pk.pack_array(3);
+  pk.pack(1);
+  pk.pack(99);
+  pk.pack_bin(32);
+  pk.pack_bin_body(nonce.data(), 32);
+  peer.send({std::string(b.data(), b.size())});
+  auto e = peer.error_of(peer.recv());
+  EXPECT_EQ(e.kind, "version");
+  EXPECT_NE(e.message.find("99"), std::string::npos);
+  expect_server_serves();
+}
+
+TEST_F(Protocol, AWrongKeyIsRefusedAndOthersAreServed) {
+  RawPeer peer(server->address);
+  auto e = peer.error_of(peer.handshake("not-the-key"));
+  EXPECT_EQ(e.kind, "auth");
+  EXPECT_EQ(e.type, "AuthenticationError");
+  EXPECT_THROW(zmanager::connect({server->address, "not-the-key", 5s}),
+               zmanager::AuthenticationError);
+  expect_server_serves();
+  zmanager::BaseManager client({.address = server->address, .authkey = server->authkey});
+  client.connect();
+  EXPECT_EQ(client.stats().auth_failures, 2u);
+}
+
+TEST_F(Protocol, MalformedMessagesAreAnsweredAndTheServerKeepsServing) {
+  RawPeer peer(server->address);
+  ASSERT_EQ(peer.handshake(server->authkey)->op(), wire::Op::kWelcome);
+  const std::vector<std::vector<std::string>> bad = {
+      {""},                                   // empty body
+      {"\xc1"},                               // a byte msgpack never uses
+      {"\x96\x05\x01"},                       // truncated array
+      {body(42)},                             // unknown op
+      {"\x92\x05"},                           // a call with too few fields (truncated)
+      {body(5, 1, 0)},                        // a call with too few fields
+      {body(5, 2, std::string("x"), std::string("add"), std::vector<int>{}, std::vector<int>{})},
+      {body(5, 3, 0, 17, std::vector<int>{}, std::vector<int>{})},       // method not a string
+      {body(5, 4, 0, std::string("stats"), 5, std::vector<int>{})},      // args not a list
+      {body(5, 5, 0, std::string("stats"), std::vector<int>{}, 9)},      // refs not a list
+      {std::string("\xdd\xff\xff\xff\xf0", 5)},                           // huge declared array
+      {std::string(300, '\x91') + "\x01"},                                // nesting too deep
+      {body(8), std::string(10, 'x'), std::string(10, 'y')},             // a ping with stray frames
+  };
+  std::uint64_t before = rejected();
+  for (const auto& frames : bad) {
+    peer.send(frames);
+    auto in = peer.recv();
+    ASSERT_TRUE(in) << "no answer to a malformed message of " << frames[0].size() << " bytes";
+    // Stray frames nothing refers to are ignored: the ping is still answered.
+    EXPECT_EQ(in->op(), frames.size() > 1 ? wire::Op::kPong : wire::Op::kError);
+  }
+  EXPECT_GE(rejected(), before + 5);
+  expect_server_serves();
+  // The same peer's session still works after all that.
+  peer.send({body(5, 99, 0, std::string("stats"), std::vector<int>{}, std::vector<int>{})});
+  auto ok = peer.recv();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->op(), wire::Op::kReply);
+}
+
+TEST_F(Protocol, OversizedMessagesAreRefused) {
+  RawPeer peer(server->address);
+  ASSERT_EQ(peer.handshake(server->authkey)->op(), wire::Op::kWelcome);
+  // A body over max_body_bytes (64 KiB here): answered with a limit error.
+  std::string big(100 * 1024, 'a');
+  peer.send({body(5, 7, 0, std::string("stats"), std::make_tuple(big), std::vector<int>{})});
+  auto e = peer.error_of(peer.recv());
+  EXPECT_EQ(e.kind, "limit");
+  // A frame over max_message_bytes: ZeroMQ drops the connection before we read it.
+  RawPeer huge(server->address);
+  ASSERT_EQ(huge.handshake(server->authkey)->op(), wire::Op::kWelcome);
+  huge.send({body(8), std::string(2 << 20, 'z')});
+  expect_server_serves();
+}
+
+TEST_F(Protocol, ReferencesToUnknownObjectsAreRefused) {
+  RawPeer peer(server->address);
+  ASSERT_EQ(peer.handshake(server->authkey)->op(), wire::Op::kWelcome);
+  peer.send({body(5, 1, 0, std::string("create"),
+                  std::make_tuple(std::string("Holder"), std::vector<int>{}), std::vector<int>{})});
+  auto created = peer.recv();
+  ASSERT_EQ(created->op(), wire::Op::kReply);
+  auto holder = wire::as_id_list(created->field(3), "refs")[0];
+  // "keep" with a refs list naming an object that does not exist.
+  peer.send({body(5, 2, holder, std::string("keep"), std::make_tuple(msgpack::type::nil_t()),
+                  std::vector<std::uint64_t>{424242})});
+  auto e = peer.error_of(peer.recv());
+  EXPECT_EQ(e.type, "KeyError");
+  expect_server_serves();
+}
+
+}  // namespace
