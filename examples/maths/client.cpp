@@ -5,7 +5,7 @@
 
 #include "maths.hpp"
 
-int main(int argc, char** argv) {
+int main(int argc, char** argv) try {
   zmanager::ManagerOptions options{.address = "tcp://127.0.0.1:50000"};
   bool shutdown = false;
   for (int i = 1; i < argc; ++i) {
@@ -25,4 +25,7 @@ int main(int argc, char** argv) {
   zmanager::Proxy<MathsClass> maths = manager.create<MathsClass>("Maths");
   std::cout << maths.add(4, 3) << '\n';  // 7
   std::cout << maths.mul(7, 8) << '\n';  // 56
+} catch (const zmanager::Error& e) {
+  std::cerr << "maths_client: " << e.what() << '\n';
+  return 1;
 }

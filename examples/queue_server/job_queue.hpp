@@ -45,9 +45,12 @@ struct QueueArgs {
   QueueArgs(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
-      if (a == "--address" && i + 1 < argc) options.address = argv[++i];
-      else if (a == "--authkey" && i + 1 < argc) options.authkey = argv[++i];
-      else rest.push_back(a);
+      if (a == "--address" && i + 1 < argc)
+        options.address = argv[++i];
+      else if (a == "--authkey" && i + 1 < argc)
+        options.authkey = argv[++i];
+      else
+        rest.push_back(a);
     }
   }
 };

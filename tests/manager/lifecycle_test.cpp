@@ -67,7 +67,8 @@ TEST(Lifecycle, TheDestructorShutsDownTheServerItStarted) {
 
 TEST(Lifecycle, ConnectingToNothingFailsWithinTheTimeout) {
   auto start = std::chrono::steady_clock::now();
-  zmanager::BaseManager m({.address = "tcp://127.0.0.1:1", .authkey = "k", .connect_timeout = 300ms});
+  zmanager::BaseManager m(
+      {.address = "tcp://127.0.0.1:1", .authkey = "k", .connect_timeout = 300ms});
   EXPECT_THROW(m.connect(), zmanager::ConnectionError);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 10s);
 }

@@ -190,13 +190,8 @@ TEST_F(Calls, SharedObjectsAreTheSameForEveryClientProcess) {
   auto counter = manager.get_shared<Counter>("shared_counter");
   std::vector<test::Child> children;
   for (int c = 0; c < 3; ++c)
-    children.push_back(test::Child::fork([&] {
-      zmanager::BaseManager client({.address = manager.address(), .authkey = manager.authkey()});
-      client.connect();
-      auto mine = client.get_shared<Counter>("shared_counter");
-      for (int i = 0; i < 100; ++i) mine.increment(1);
-      return 0;
-    }));
+    children.push_back(test::Child::spawn({ZMANAGER_TEST_CLIENT, manager.address(),
+                                           manager.authkey(), "increment-shared-counter", "100"}));
   for (auto& child : children) ASSERT_EQ(child.wait(), 0);
   EXPECT_EQ(counter.get(), 300);
   auto again = manager.get_shared<Counter>("shared_counter");
@@ -204,14 +199,8 @@ TEST_F(Calls, SharedObjectsAreTheSameForEveryClientProcess) {
 }
 
 TEST_F(Calls, ASharedQueueConnectsAProducerAndAConsumerProcess) {
-  auto consumer = test::Child::fork([&] {
-    zmanager::BaseManager client({.address = manager.address(), .authkey = manager.authkey()});
-    client.connect();
-    auto q = client.get_shared<WorkQueue>("shared_queue");
-    for (int i = 0; i < 10; ++i)
-      if (q.get() != "job" + std::to_string(i)) return 2;
-    return 0;
-  });
+  auto consumer = test::Child::spawn(
+      {ZMANAGER_TEST_CLIENT, manager.address(), manager.authkey(), "consume-shared-queue", "10"});
   auto q = manager.get_shared<WorkQueue>("shared_queue");
   for (int i = 0; i < 10; ++i) q.put("job" + std::to_string(i));
   EXPECT_EQ(consumer.wait(), 0);

@@ -166,19 +166,19 @@ TEST_F(Protocol, MalformedMessagesAreAnsweredAndTheServerKeepsServing) {
   RawPeer peer(server->address);
   ASSERT_EQ(peer.handshake(server->authkey)->op(), wire::Op::kWelcome);
   const std::vector<std::vector<std::string>> bad = {
-      {""},                                   // empty body
-      {"\xc1"},                               // a byte msgpack never uses
-      {"\x96\x05\x01"},                       // truncated array
-      {body(42)},                             // unknown op
-      {"\x92\x05"},                           // a call with too few fields (truncated)
-      {body(5, 1, 0)},                        // a call with too few fields
+      {""},              // empty body
+      {"\xc1"},          // a byte msgpack never uses
+      {"\x96\x05\x01"},  // truncated array
+      {body(42)},        // unknown op
+      {"\x92\x05"},      // a call with too few fields (truncated)
+      {body(5, 1, 0)},   // a call with too few fields
       {body(5, 2, std::string("x"), std::string("add"), std::vector<int>{}, std::vector<int>{})},
-      {body(5, 3, 0, 17, std::vector<int>{}, std::vector<int>{})},       // method not a string
-      {body(5, 4, 0, std::string("stats"), 5, std::vector<int>{})},      // args not a list
-      {body(5, 5, 0, std::string("stats"), std::vector<int>{}, 9)},      // refs not a list
-      {std::string("\xdd\xff\xff\xff\xf0", 5)},                           // huge declared array
-      {std::string(300, '\x91') + "\x01"},                                // nesting too deep
-      {body(8), std::string(10, 'x'), std::string(10, 'y')},             // a ping with stray frames
+      {body(5, 3, 0, 17, std::vector<int>{}, std::vector<int>{})},   // method not a string
+      {body(5, 4, 0, std::string("stats"), 5, std::vector<int>{})},  // args not a list
+      {body(5, 5, 0, std::string("stats"), std::vector<int>{}, 9)},  // refs not a list
+      {std::string("\xdd\xff\xff\xff\xf0", 5)},                      // huge declared array
+      {std::string(300, '\x91') + "\x01"},                           // nesting too deep
+      {body(8), std::string(10, 'x'), std::string(10, 'y')},         // a ping with stray frames
   };
   std::uint64_t before = rejected();
   for (const auto& frames : bad) {

@@ -21,7 +21,9 @@ namespace test {
 
 class Child {
  public:
-  /// Forks; the child runs `body` and exits with its return value (1 if it throws).
+  /// Forks; the child runs `body` and exits with its return value (1 if it throws). Only for a
+  /// process with no other threads yet: a fork copies locks other threads may hold (the
+  /// sanitizers' allocators among them). Client processes are spawned instead.
   static Child fork(const std::function<int()>& body) {
     std::fflush(nullptr);
     pid_t pid = ::fork();

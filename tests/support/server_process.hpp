@@ -16,9 +16,9 @@ struct ServerProcess {
   std::string address;
   std::string authkey;
 
-  static ServerProcess start(zmanager::ServerOptions options,
-                             const std::function<void(zmanager::BaseManager&)>& registrations =
-                                 register_all) {
+  static ServerProcess start(
+      zmanager::ServerOptions options,
+      const std::function<void(zmanager::BaseManager&)>& registrations = register_all) {
     if (options.authkey.empty()) options.authkey = "test-key";
     int fds[2];
     if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
