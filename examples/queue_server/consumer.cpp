@@ -2,6 +2,7 @@
 // Usage: queue_consumer [--address A] [--authkey K]
 #include <iostream>
 
+#include "args.hpp"
 #include "job_queue.hpp"
 
 int main(int argc, char** argv) {

@@ -31,26 +31,11 @@ class JobQueue {
   }
 
   std::size_t qsize() const { return jobs_.size(); }
+  /// Consumers parked in get().
+  std::size_t waiting() const { return waiting_.size(); }
 
  private:
   std::deque<std::string> jobs_;
   std::deque<zmanager::Responder<std::string>> waiting_;
 };
-ZMANAGER_EXPOSE(JobQueue, put, get, qsize)
-
-// Shared option parsing for the three programs: --address A --authkey K, plus positionals.
-struct QueueArgs {
-  zmanager::ManagerOptions options{.address = "tcp://127.0.0.1:50000"};
-  std::vector<std::string> rest;
-  QueueArgs(int argc, char** argv) {
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      if (a == "--address" && i + 1 < argc)
-        options.address = argv[++i];
-      else if (a == "--authkey" && i + 1 < argc)
-        options.authkey = argv[++i];
-      else
-        rest.push_back(a);
-    }
-  }
-};
+ZMANAGER_EXPOSE(JobQueue, put, get, qsize, waiting)

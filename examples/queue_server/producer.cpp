@@ -2,6 +2,7 @@
 // Usage: queue_producer [--address A] [--authkey K] JOBS CONSUMERS
 #include <iostream>
 
+#include "args.hpp"
 #include "job_queue.hpp"
 
 int main(int argc, char** argv) {

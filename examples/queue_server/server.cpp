@@ -2,6 +2,7 @@
 // Usage: queue_server [--address tcp://0.0.0.0:50000] [--authkey KEY]
 #include <iostream>
 
+#include "args.hpp"
 #include "job_queue.hpp"
 
 int main(int argc, char** argv) {

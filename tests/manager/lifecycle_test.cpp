@@ -89,23 +89,15 @@ class ServeForever : public ::testing::TestWithParam<int> {};
 
 TEST_P(ServeForever, ReturnsOnShutdownRequestOrSignal) {
   int how = GetParam();  // 0: a client's shutdown request; else the signal to send
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  auto server = test::Child::fork([&] {
-    ::close(fds[0]);
+  auto server = test::Child::fork_reporting([](const auto& report) {
     zmanager::BaseManager m({.authkey = "serve"});
     test::register_all(m);
     auto& s = m.get_server();
-    std::string line = s.address() + "\n";
-    if (::write(fds[1], line.data(), line.size()) < 0) return 3;
+    report(s.address());
     s.serve_forever();
     return 0;  // reached only if serve_forever returned
   });
-  ::close(fds[1]);
-  std::string address;
-  char c;
-  while (::read(fds[0], &c, 1) == 1 && c != '\n') address += c;
-  ::close(fds[0]);
+  std::string address = server.read_line().value_or("");
   ASSERT_FALSE(address.empty());
   zmanager::BaseManager client({.address = address, .authkey = "serve"});
   client.connect();
@@ -132,23 +124,15 @@ TEST(Lifecycle, AddressOfAConnectedManagerIsTheOneGiven) {
 }
 
 TEST(Lifecycle, AServerStartedByAProcessStopsWhenThatProcessDies) {
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
-  auto owner = test::Child::fork([&] {
-    ::close(fds[0]);
+  auto owner = test::Child::fork_reporting([](const auto& report) {
     zmanager::BaseManager m({.authkey = "orphan"});
     test::register_all(m);
     m.start();
-    std::string line = m.address() + "\n";
-    if (::write(fds[1], line.data(), line.size()) < 0) return 3;
+    report(m.address());
     ::pause();  // until killed
     return 0;
   });
-  ::close(fds[1]);
-  std::string address;
-  char c;
-  while (::read(fds[0], &c, 1) == 1 && c != '\n') address += c;
-  ::close(fds[0]);
+  std::string address = owner.read_line().value_or("");
   ASSERT_FALSE(address.empty());
   zmanager::connect({address, "orphan", 5s});  // serving
   owner.signal(SIGKILL);

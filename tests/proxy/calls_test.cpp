@@ -175,7 +175,7 @@ TEST_F(Calls, ASlowMethodDoesNotStallOtherObjects) {
 }
 
 TEST_F(Calls, ParkedCallsAreAnsweredByLaterCallsWithoutThreads) {
-  auto q = manager.create<WorkQueue>("WorkQueue");
+  auto q = manager.create<JobQueue>("JobQueue");
   std::vector<zmanager::Future<std::string>> gets;
   for (int i = 0; i < 50; ++i) gets.push_back(q.async().get());
   EXPECT_EQ(q.waiting(), 50u);  // more waiters than server threads: none of them holds one
@@ -201,7 +201,7 @@ TEST_F(Calls, SharedObjectsAreTheSameForEveryClientProcess) {
 TEST_F(Calls, ASharedQueueConnectsAProducerAndAConsumerProcess) {
   auto consumer = test::Child::spawn(
       {ZMANAGER_TEST_CLIENT, manager.address(), manager.authkey(), "consume-shared-queue", "10"});
-  auto q = manager.get_shared<WorkQueue>("shared_queue");
+  auto q = manager.get_shared<JobQueue>("shared_queue");
   for (int i = 0; i < 10; ++i) q.put("job" + std::to_string(i));
   EXPECT_EQ(consumer.wait(), 0);
 }

@@ -41,6 +41,24 @@ class Child {
     return Child(pid);
   }
 
+  /// Like fork(), giving the body a `report(line)` function whose lines the parent reads with
+  /// read_line() (a server telling its address, say).
+  static Child fork_reporting(
+      const std::function<int(const std::function<void(const std::string&)>&)>& body) {
+    int fds[2];
+    if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+    Child c = fork([&] {
+      ::close(fds[0]);
+      return body([fd = fds[1]](const std::string& line) {
+        std::string text = line + "\n";
+        if (::write(fd, text.data(), text.size()) < 0) std::perror("report");
+      });
+    });
+    ::close(fds[1]);
+    c.stdout_fd_ = fds[0];
+    return c;
+  }
+
   /// Starts a program; its stdout is readable with read_line().
   static Child spawn(const std::vector<std::string>& argv) {
     int out[2];

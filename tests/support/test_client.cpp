@@ -2,6 +2,10 @@
 // tests, so that it starts clean instead of inheriting a copy of a threaded test process.
 //   zmanager_test_client ADDRESS AUTHKEY increment-shared-counter N
 //   zmanager_test_client ADDRESS AUTHKEY consume-shared-queue N     (expects "job0".."jobN-1")
+//   zmanager_test_client ADDRESS AUTHKEY hold-counters N    (creates N, prints "ready", waits)
+//   zmanager_test_client ADDRESS AUTHKEY create-counters N  (creates N, exits cleanly)
+#include <unistd.h>
+
 #include <iostream>
 
 #include "test_types.hpp"
@@ -21,7 +25,7 @@ int main(int argc, char** argv) try {
     return 0;
   }
   if (command == "consume-shared-queue") {
-    auto q = client.get_shared<WorkQueue>("shared_queue");
+    auto q = client.get_shared<JobQueue>("shared_queue");
     for (int i = 0; i < n; ++i) {
       std::string job = q.get();
       if (job != "job" + std::to_string(i)) {
@@ -29,6 +33,14 @@ int main(int argc, char** argv) try {
         return 1;
       }
     }
+    return 0;
+  }
+  if (command == "hold-counters" || command == "create-counters") {
+    std::vector<zmanager::Proxy<Counter>> held;
+    for (int i = 0; i < n; ++i) held.push_back(client.create<Counter>("Counter", i));
+    if (command == "create-counters") return 0;
+    std::cout << "ready" << std::endl;
+    ::pause();  // until killed
     return 0;
   }
   std::cerr << "unknown command " << command << "\n";

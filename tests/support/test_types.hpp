@@ -13,6 +13,8 @@
 #include <boost/serialization/vector.hpp>
 #include <zmanager/zmanager.hpp>
 
+#include "queue_server/job_queue.hpp"  // the example's queue: get() parks until a put()
+
 namespace test {
 
 struct Point {
@@ -121,33 +123,6 @@ struct Holder {
 };
 ZMANAGER_EXPOSE(Holder, keep, give, add_through, holds, drop, make_counter, same_counter)
 
-// A queue whose get() parks on the server until a put() answers it: no thread waits.
-struct WorkQueue {
-  void put(std::string item) {
-    if (!waiters.empty()) {
-      auto r = std::move(waiters.front());
-      waiters.pop_front();
-      r.send(item);
-      return;
-    }
-    items.push_back(std::move(item));
-  }
-  zmanager::Deferred<std::string> get() {
-    if (!items.empty()) {
-      std::string item = std::move(items.front());
-      items.pop_front();
-      return item;
-    }
-    waiters.push_back(zmanager::defer<std::string>());
-    return zmanager::Deferred<std::string>::pending();
-  }
-  std::size_t size() const { return items.size(); }
-  std::size_t waiting() const { return waiters.size(); }
-  std::deque<std::string> items;
-  std::deque<zmanager::Responder<std::string>> waiters;
-};
-ZMANAGER_EXPOSE(WorkQueue, put, get, size, waiting)
-
 // A method that takes a while, to show other objects are not stalled behind it.
 struct Sleeper {
   int nap(int ms) {
@@ -164,9 +139,9 @@ inline void register_all(zmanager::BaseManager& m) {
   m.register_type<Maths>("RestrictedMaths", zmanager::TypeOptions{.exposed = {"add", "mul"}});
   m.register_type<Counter>("Counter", [](int start) { return Counter{start}; });
   m.register_type<Holder>("Holder");
-  m.register_type<WorkQueue>("WorkQueue");
+  m.register_type<JobQueue>("JobQueue");
   m.register_type<Sleeper>("Sleeper");
-  m.register_shared("shared_queue", std::make_shared<WorkQueue>());
+  m.register_shared("shared_queue", std::make_shared<JobQueue>());
   m.register_shared("shared_counter", std::make_shared<Counter>(0));
 }
 

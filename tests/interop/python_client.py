@@ -1,0 +1,151 @@
+"""A zmanager client in Python, written from docs/protocol.md alone (Debian's python3-zmq and
+python3-msgpack). It proves the protocol is language-neutral: handshake, calls, errors, large
+bytes in blob frames, object references passed and returned, and reference release.
+
+Usage: python_client.py ADDRESS AUTHKEY   (against zmanager_test_server)"""
+import hashlib
+import hmac
+import os
+import struct
+import sys
+
+import msgpack
+import zmq
+
+HELLO, CHALLENGE, AUTH, WELCOME, CALL, REPLY, ERROR, PING, PONG, BYE = range(1, 11)
+EXT_BLOB, EXT_REF = 1, 2
+
+
+class RemoteError(Exception):
+    def __init__(self, error):
+        super().__init__(f"{error['type']}: {error['message']}")
+        self.error = error
+
+
+class Ref:
+    def __init__(self, object_id, typeid):
+        self.object_id, self.typeid = object_id, typeid
+
+
+class Client:
+    def __init__(self, address, key):
+        self.sock = zmq.Context.instance().socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 200)
+        self.sock.setsockopt(zmq.RCVTIMEO, 10000)
+        self.sock.connect(address)
+        self.next_id = 1
+        key = key.encode()
+        cnonce = os.urandom(32)
+        self._send([HELLO, 1, cnonce, "python"])
+        op, version, snonce, server_proof = self._recv_body()
+        assert op == CHALLENGE, op
+        expected = hmac.new(key, b"zmanager-server-proof-v1" + cnonce + snonce, hashlib.sha256).digest()
+        assert hmac.compare_digest(expected, server_proof), "server does not know the key"
+        proof = hmac.new(key, b"zmanager-client-proof-v1" + snonce + cnonce, hashlib.sha256).digest()
+        self._send([AUTH, proof])
+        welcome = self._recv_body()
+        assert welcome[0] == WELCOME, welcome
+        self.session, self.heartbeat_ms, self.ttl_ms = welcome[1:4]
+
+    def _send(self, body, blobs=()):
+        self.sock.send_multipart([msgpack.packb(body, use_bin_type=True), *blobs])
+
+    def _recv(self):
+        frames = self.sock.recv_multipart(copy=True)
+        blobs = frames[1:]
+
+        def ext_hook(code, data):
+            if code == EXT_BLOB:
+                return blobs[struct.unpack(">I", data)[0] - 1]
+            if code == EXT_REF:
+                object_id, typeid = msgpack.unpackb(data, raw=False)
+                return Ref(object_id, typeid)
+            return msgpack.ExtType(code, data)
+
+        return msgpack.unpackb(frames[0], raw=False, ext_hook=ext_hook, strict_map_key=False)
+
+    def _recv_body(self):
+        body = self._recv()
+        if body[0] == ERROR:
+            raise RemoteError(body[2])
+        return body
+
+    def call(self, object_id, method, *args):
+        request_id, self.next_id = self.next_id, self.next_id + 1
+        blobs, refs, encoded = [], [], []
+        for a in args:
+            if isinstance(a, bytes) and len(a) >= 4096:
+                blobs.append(a)
+                encoded.append(msgpack.ExtType(EXT_BLOB, struct.pack(">I", len(blobs))))
+            elif isinstance(a, Ref):
+                refs.append(a.object_id)
+                encoded.append(msgpack.ExtType(EXT_REF, msgpack.packb([a.object_id, a.typeid])))
+            else:
+                encoded.append(a)
+        self._send([CALL, request_id, object_id, method, encoded, refs], blobs)
+        body = self._recv_body()
+        assert body[0] == REPLY and body[1] == request_id, body
+        return body[2]
+
+    def release(self, ref):
+        self._send([CALL, 0, 0, "release", [[ref.object_id]], []])
+
+    def close(self):
+        self._send([BYE])
+        self.sock.close()
+
+
+def expect_error(kind_type, fn, *args):
+    try:
+        fn(*args)
+    except RemoteError as e:
+        assert e.error["type"] == kind_type, e.error
+        return e.error
+    raise AssertionError(f"no {kind_type}")
+
+
+def main():
+    address, key = sys.argv[1], sys.argv[2]
+    c = Client(address, key)
+    maths = c.call(0, "create", "Maths", [])
+    assert isinstance(maths, Ref) and maths.typeid == "Maths"
+    assert c.call(maths.object_id, "add", 4, 3) == 7
+    assert c.call(maths.object_id, "mul", 7, 8) == 56
+    assert c.call(maths.object_id, "greet", "python") == "hello python"
+    assert c.call(maths.object_id, "move", [1.0, 2.0, "p"], 0.5) == [1.5, 2.0, "p"]
+    big = bytes(range(256)) * 512  # 128 KiB: sent as a blob frame, returned as one
+    assert c.call(maths.object_id, "reverse", big) == big[::-1]
+    assert c.call(maths.object_id, "length", b"abc") == 3
+    e = expect_error("AttributeError", c.call, maths.object_id, "nope")
+    assert e["kind"] == "raised" and e["method"] == "nope"
+    expect_error("TypeError", c.call, maths.object_id, "add", 1)
+    expect_error("TypeError", c.call, maths.object_id, "add", "one", 2)
+    expect_error("KeyError", c.call, maths.object_id, "fail_key", "k")
+    assert expect_error("test::CustomFailure", c.call, maths.object_id, "fail_custom", "x")["message"] == "x"
+
+    holder = c.call(0, "create", "Holder", [])
+    assert c.call(holder.object_id, "add_through", maths, 20, 22) == 42
+    c.call(holder.object_id, "keep", maths)
+    back = c.call(holder.object_id, "give")
+    assert back.object_id == maths.object_id
+    counter = c.call(0, "create", "Counter", [5])
+    assert c.call(counter.object_id, "increment", 2) == 7
+
+    before = c.call(0, "stats")
+    for ref in (maths, back, counter):
+        c.release(ref)
+    after = c.call(0, "stats")
+    # maths is still held by the holder; the counter is gone.
+    assert after["objects_by_type"]["Maths"] == 1, after
+    assert after["destroyed"] == before["destroyed"] + 1, (before, after)
+    c.call(holder.object_id, "drop")
+    assert "Maths" not in c.call(0, "stats")["objects_by_type"]
+    described = c.call(0, "describe")
+    assert "add" in described["types"]["Maths"]
+    c.release(holder)
+    c.close()
+    print("python client: ok")
+
+
+if __name__ == "__main__":
+    main()

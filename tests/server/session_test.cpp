@@ -1,0 +1,82 @@
+// Every client has a session; when it ends, what the client held is released: at once when the
+// client says goodbye, after the session ttl when it dies without a word.
+#include <gtest/gtest.h>
+
+#include <csignal>
+
+#include "server_process.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::uint64_t counters(zmanager::BaseManager& client) {
+  auto s = client.stats();
+  auto it = s.objects_by_type.find("Counter");
+  return it == s.objects_by_type.end() ? 0 : it->second;
+}
+
+// Polls the server's statistics until `done` or the deadline: the event happens in the server
+// process, and statistics are the only window onto it.
+template <class Pred>
+bool eventually(Pred done, std::chrono::milliseconds deadline) {
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return done();
+}
+
+TEST(Sessions, AKilledClientsObjectsAreReleasedWhenItsSessionExpires) {
+  zmanager::ServerOptions options;
+  options.heartbeat_interval = 200ms;
+  options.session_ttl = 1000ms;
+  auto server = test::ServerProcess::start(options);
+  zmanager::BaseManager observer({.address = server.address, .authkey = server.authkey});
+  observer.connect();
+  std::uint64_t before = counters(observer);  // the registered shared counter
+
+  auto client = test::Child::spawn(
+      {ZMANAGER_TEST_CLIENT, server.address, server.authkey, "hold-counters", "3"});
+  ASSERT_EQ(client.read_line(), "ready");
+  EXPECT_EQ(counters(observer), before + 3);
+  client.signal(SIGKILL);
+  ASSERT_EQ(client.wait(), 128 + SIGKILL);
+  auto killed = std::chrono::steady_clock::now();
+
+  ASSERT_TRUE(eventually([&] { return counters(observer) == before; }, 10s))
+      << "objects of a dead client were kept";
+  EXPECT_GE(std::chrono::steady_clock::now() - killed, 500ms) << "released before the ttl";
+  EXPECT_GE(observer.stats().expired_sessions, 1u);
+}
+
+TEST(Sessions, AClientThatExitsCleanlyReleasesAtOnce) {
+  zmanager::ServerOptions options;
+  options.session_ttl = 60s;  // so that only the goodbye can explain a prompt release
+  auto server = test::ServerProcess::start(options);
+  zmanager::BaseManager observer({.address = server.address, .authkey = server.authkey});
+  observer.connect();
+  std::uint64_t before = counters(observer);
+  auto client = test::Child::spawn(
+      {ZMANAGER_TEST_CLIENT, server.address, server.authkey, "create-counters", "5"});
+  ASSERT_EQ(client.wait(), 0);
+  EXPECT_TRUE(eventually([&] { return counters(observer) == before; }, 10s));
+  EXPECT_EQ(observer.stats().expired_sessions, 0u);
+}
+
+TEST(Sessions, AnIdleClientStaysAliveThroughHeartbeats) {
+  zmanager::ServerOptions options;
+  options.heartbeat_interval = 100ms;
+  options.session_ttl = 500ms;
+  auto server = test::ServerProcess::start(options);
+  zmanager::BaseManager client({.address = server.address, .authkey = server.authkey});
+  client.connect();
+  auto counter = client.create<Counter>("Counter", 7);
+  // Idle for several ttls; only the client's heartbeats keep its session.
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(counter.get(), 7);
+  EXPECT_EQ(client.stats().expired_sessions, 0u);
+}
+
+}  // namespace
