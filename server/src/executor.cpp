@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "zmanager/wire/log.hpp"
+
 namespace zmanager::server {
 namespace {
 // The strands this thread is running now, innermost last.
@@ -61,7 +63,12 @@ void WorkerPool::run() {
       task = std::move(tasks_.front());
       tasks_.pop_front();
     }
-    task();
+    try {
+      task();
+    } catch (const std::exception& e) {
+      // Tasks answer their own failures; one that still throws must not take the server down.
+      log::error("a server task failed: ", e.what());
+    }
   }
 }
 

@@ -4,7 +4,7 @@
 
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,9 +26,14 @@ class Child {
   /// sanitizers' allocators among them). Client processes are spawned instead.
   static Child fork(const std::function<int()>& body) {
     std::fflush(nullptr);
+    pid_t parent = ::getpid();
     pid_t pid = ::fork();
     if (pid < 0) throw std::runtime_error("fork failed");
     if (pid == 0) {
+      // A test that dies (a failed assertion under a sanitizer, a timeout) takes its children
+      // with it instead of leaving servers behind.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
       int code = 1;
       try {
         code = body();
@@ -59,25 +64,27 @@ class Child {
     return c;
   }
 
-  /// Starts a program; its stdout is readable with read_line().
+  /// Starts a program (fork + exec: nothing of this process's state comes along); its stdout is
+  /// readable with read_line().
   static Child spawn(const std::vector<std::string>& argv) {
-    int out[2];
-    if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    posix_spawn_file_actions_addclose(&actions, out[0]);
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    pid_t pid;
-    int rc = ::posix_spawn(&pid, args[0], &actions, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    ::close(out[1]);
-    if (rc != 0) {
+    int out[2];
+    if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+      ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
-      throw std::runtime_error("cannot start " + argv[0]);
+      ::close(out[1]);
+      ::execv(args[0], args.data());
+      ::_exit(127);
     }
+    ::close(out[1]);
     Child c(pid);
     c.stdout_fd_ = out[0];
     return c;
