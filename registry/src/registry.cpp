@@ -18,6 +18,12 @@ CallContext::Scope::~Scope() {
   running_call = previous_;
 }
 
+void schedule_after(std::chrono::steady_clock::duration delay, std::function<void()> task) {
+  auto* services = CallContext::current().services();
+  if (!services) throw RuntimeError("schedule_after() needs a server to run the task");
+  services->schedule(std::chrono::steady_clock::now() + delay, std::move(task));
+}
+
 const Registry::TypeEntry* Registry::find_type(std::string_view type_id) const {
   auto it = types_.find(type_id);
   return it == types_.end() ? nullptr : &it->second;

@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <queue>
+#include <tuple>
 #include <unordered_map>
 
 #include "object_table.hpp"
@@ -315,6 +317,28 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::weak_ptr<Impl> server_;
   };
 
+  /// Timers for objects: kept by the I/O thread, whose poll wakes for the earliest one; a due
+  /// task runs on its object's strand.
+  struct Timer {
+    Clock::time_point when;
+    std::uint64_t seq;
+    std::weak_ptr<Object> object;
+    std::function<void()> task;
+    bool operator>(const Timer& o) const { return std::tie(when, seq) > std::tie(o.when, o.seq); }
+  };
+  class Services final : public detail::ObjectServices {
+   public:
+    Services(Impl& s, std::weak_ptr<Object> obj) : server(s), object(std::move(obj)) {}
+    void schedule(Clock::time_point when, std::function<void()> task) override {
+      server.add_timer(Timer{when, 0, object, std::move(task)});
+    }
+    Impl& server;
+    std::weak_ptr<Object> object;
+  };
+  void add_timer(Timer timer);
+  /// Posts the due timers' tasks; returns how long until the next one (or `cap`).
+  std::chrono::milliseconds run_timers(Clock::time_point now, std::chrono::milliseconds cap);
+
   // ---- sessions ----
   struct Session {
     OwnerId owner;
@@ -368,6 +392,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::map<std::string, std::uint64_t, std::less<>> shared_ids;
 
   std::atomic<std::uint64_t> calls{0}, errors{0}, rejected{0}, auth_failures{0}, expired{0};
+
+  std::mutex timers_mu;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
+  std::uint64_t timer_seq = 0;
 };
 
 namespace {
@@ -610,8 +638,11 @@ void Server::Impl::sweep(Clock::time_point now) {
     ++expired;
     end_session(routing, "expired (no heartbeat within the session ttl)");
   }
+  // A handshake gets at least ten seconds whatever the session ttl: a short ttl is about
+  // noticing dead clients, and must not stop a slow one from connecting at all.
+  auto handshake_timeout = std::max<Clock::duration>(options.session_ttl, std::chrono::seconds(10));
   for (auto it = handshakes.begin(); it != handshakes.end();) {
-    if (now - it->second.started > options.session_ttl)
+    if (now - it->second.started > handshake_timeout)
       it = handshakes.erase(it);
     else
       ++it;
@@ -669,12 +700,55 @@ void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, OwnerId owner,
   obj->strand->post(std::move(task));
 }
 
+void Server::Impl::add_timer(Timer timer) {
+  bool earliest;
+  {
+    std::lock_guard lock(timers_mu);
+    timer.seq = ++timer_seq;
+    earliest = timers.empty() || timer.when < timers.top().when;
+    timers.push(std::move(timer));
+  }
+  if (earliest) outbox.wake();  // the I/O thread's poll timeout must shrink
+}
+
+std::chrono::milliseconds Server::Impl::run_timers(Clock::time_point now,
+                                                   std::chrono::milliseconds cap) {
+  std::vector<Timer> due;
+  std::chrono::milliseconds next = cap;
+  {
+    std::lock_guard lock(timers_mu);
+    while (!timers.empty() && timers.top().when <= now) {
+      due.push_back(timers.top());
+      timers.pop();
+    }
+    if (!timers.empty()) {
+      // Round up, so that the poll does not wake a moment early and spin.
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(timers.top().when - now);
+      next = std::min(next, left);
+    }
+  }
+  for (auto& timer : due) {
+    auto obj = timer.object.lock();
+    if (!obj) continue;
+    // The task refers to the object: it stays alive until the task has run.
+    obj->strand->post([obj, task = std::move(timer.task)] {
+      try {
+        task();
+      } catch (const std::exception& e) {
+        log::error("a scheduled task failed: ", e.what());
+      }
+    });
+  }
+  return next;
+}
+
 void Server::Impl::run_call(const std::shared_ptr<Object>& obj, const detail::MethodEntry& entry,
                             const std::shared_ptr<wire::Inbound>& in,
                             const std::shared_ptr<Target>& target,
                             const std::vector<std::uint64_t>& holds) {
   {
-    CallContext ctx(target, obj->type_id);
+    Services services(*this, obj);
+    CallContext ctx(target, obj->type_id, &services);
     CallContext::Scope scope(ctx);
     RequestHooks hooks(*this);
     try {
@@ -781,11 +855,12 @@ void Server::Impl::serve() {
   }
   log::info("serving on ", bound);
   auto last_sweep = Clock::now();
+  auto wait = options.heartbeat_interval;
   while (!stop_requested) {
     zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
                                {nullptr, outbox.fd(), ZMQ_POLLIN, 0},
                                {nullptr, pipe_fds[0], ZMQ_POLLIN, 0}};
-    wire::poll(items, 3, options.heartbeat_interval);
+    wire::poll(items, 3, wait);
     if (items[1].revents & ZMQ_POLLIN) flush_outbox();
     if (items[0].revents & ZMQ_POLLIN) {
       // Bounded batch, so replies and timers are not starved by a flood of requests.
@@ -804,6 +879,7 @@ void Server::Impl::serve() {
       sweep(now);
       last_sweep = now;
     }
+    wait = run_timers(now, options.heartbeat_interval);
   }
   flush_outbox();  // the reply to a shutdown request, among others
   if (owns_signals) {

@@ -3,6 +3,8 @@
 // keeps serving well-behaved clients.
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "server_process.hpp"
 #include "zmanager/wire/protocol.hpp"
 
@@ -226,6 +228,43 @@ TEST_F(Protocol, ReferencesToUnknownObjectsAreRefused) {
   auto e = peer.error_of(peer.recv());
   EXPECT_EQ(e.type, "KeyError");
   expect_server_serves();
+}
+
+// Regression: a server with a short session ttl forgot handshakes after one ttl, so a client
+// slower than that between HELLO and AUTH could never connect.
+TEST(Handshake, ASlowClientCanAuthenticateWhateverTheSessionTtl) {
+  zmanager::ServerOptions options;
+  options.heartbeat_interval = 50ms;
+  options.session_ttl = 200ms;
+  auto server = test::ServerProcess::start(options);
+  RawPeer peer(server.address);
+  auto nonce = wire::random_nonce();
+  msgpack::sbuffer hello;
+  msgpack::packer<msgpack::sbuffer> pk(hello);
+  pk.pack_array(4);
+  pk.pack(1);
+  pk.pack(wire::kProtocolVersion);
+  pk.pack_bin(32);
+  pk.pack_bin_body(reinterpret_cast<const char*>(nonce.data()), 32);
+  pk.pack("slow");
+  peer.send({std::string(hello.data(), hello.size())});
+  auto challenge = peer.recv();
+  ASSERT_TRUE(challenge);
+  ASSERT_EQ(challenge->op(), wire::Op::kChallenge);
+  std::this_thread::sleep_for(1s);  // the slowness under test: several ttls and sweeps pass
+  wire::Nonce server_nonce;
+  ASSERT_TRUE(wire::read_nonce(challenge->field(2), server_nonce));
+  auto mac = wire::proof(server.authkey, wire::kClientLabel, server_nonce, nonce);
+  msgpack::sbuffer auth;
+  msgpack::packer<msgpack::sbuffer> apk(auth);
+  apk.pack_array(2);
+  apk.pack(3);
+  apk.pack_bin(32);
+  apk.pack_bin_body(reinterpret_cast<const char*>(mac.data()), 32);
+  peer.send({std::string(auth.data(), auth.size())});
+  auto welcome = peer.recv();
+  ASSERT_TRUE(welcome);
+  EXPECT_EQ(welcome->op(), wire::Op::kWelcome);
 }
 
 }  // namespace

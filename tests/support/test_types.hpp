@@ -123,6 +123,40 @@ struct Holder {
 };
 ZMANAGER_EXPOSE(Holder, keep, give, add_through, holds, drop, make_counter, same_counter)
 
+// A get() that waits on the server for a letter, up to a timeout, with no thread waiting.
+struct Mailbox {
+  zmanager::Deferred<std::string> get(int timeout_ms) {
+    if (!letters.empty()) {
+      std::string letter = std::move(letters.front());
+      letters.pop_front();
+      return letter;
+    }
+    std::uint64_t id = ++last_id;
+    waiters.emplace(id, zmanager::defer<std::string>());
+    zmanager::schedule_after(std::chrono::milliseconds(timeout_ms), [this, id] {
+      auto it = waiters.find(id);
+      if (it == waiters.end()) return;  // answered in time
+      it->second.fail(zmanager::TimeoutError("no letter within the timeout"));
+      waiters.erase(it);
+    });
+    return zmanager::Deferred<std::string>::pending();
+  }
+  void post(std::string letter) {
+    if (waiters.empty()) {
+      letters.push_back(std::move(letter));
+      return;
+    }
+    auto first = waiters.begin();  // the longest waiting
+    first->second.send(letter);
+    waiters.erase(first);
+  }
+  std::size_t waiting() const { return waiters.size(); }
+  std::deque<std::string> letters;
+  std::map<std::uint64_t, zmanager::Responder<std::string>> waiters;
+  std::uint64_t last_id = 0;
+};
+ZMANAGER_EXPOSE(Mailbox, get, post, waiting)
+
 // A method that takes a while, to show other objects are not stalled behind it.
 struct Sleeper {
   int nap(int ms) {
@@ -141,6 +175,7 @@ inline void register_all(zmanager::BaseManager& m) {
   m.register_type<Holder>("Holder");
   m.register_type<JobQueue>("JobQueue");
   m.register_type<Sleeper>("Sleeper");
+  m.register_type<Mailbox>("Mailbox");
   m.register_shared("shared_queue", std::make_shared<JobQueue>());
   m.register_shared("shared_counter", std::make_shared<Counter>(0));
 }

@@ -1,7 +1,9 @@
 // The server side of one call: where its reply goes, and how a method can reply later.
 #pragma once
 
+#include <chrono>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -105,14 +107,27 @@ class Deferred<void> {
   bool pending_ = false;
 };
 
+namespace detail {
+/// What the server offers the object a call runs on (implemented by the server).
+class ObjectServices {
+ public:
+  virtual ~ObjectServices() = default;
+  /// Runs `task` on the object's strand (under its monitor) at `when`, or never if the object
+  /// is gone by then.
+  virtual void schedule(std::chrono::steady_clock::time_point when, std::function<void()> task) = 0;
+};
+}  // namespace detail
+
 /// The call the current thread is executing on the server.
 class CallContext {
  public:
-  CallContext(std::shared_ptr<detail::ReplyTarget> target, std::string_view object_type)
-      : target_(std::move(target)), object_type_(object_type) {}
+  CallContext(std::shared_ptr<detail::ReplyTarget> target, std::string_view object_type,
+              detail::ObjectServices* services = nullptr)
+      : target_(std::move(target)), object_type_(object_type), services_(services) {}
   std::string_view method() const { return target_->method(); }
   std::string_view object_type() const { return object_type_; }
   const std::shared_ptr<detail::ReplyTarget>& target() const { return target_; }
+  detail::ObjectServices* services() const { return services_; }
 
   /// The running call on this thread (throws outside a server method).
   static CallContext& current();
@@ -131,7 +146,13 @@ class CallContext {
  private:
   std::shared_ptr<detail::ReplyTarget> target_;
   std::string_view object_type_;
+  detail::ObjectServices* services_;
 };
+
+/// Runs `task` on the running call's object, under its monitor, once `delay` has passed: how a
+/// parked call gets a timeout without a thread waiting for it. Nothing runs if the object has
+/// been destroyed by then. Only inside a server method.
+void schedule_after(std::chrono::steady_clock::duration delay, std::function<void()> task);
 
 /// Takes over the reply of the running call: the method then returns `Deferred<T>::pending()`.
 template <class T>
