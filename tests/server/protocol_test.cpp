@@ -48,9 +48,8 @@ class RawPeer {
     if (in->op() == wire::Op::kError) in->field(2).convert(e);
     return e;
   }
-  /// The whole handshake; returns the WELCOME (or the error) message.
-  std::shared_ptr<wire::Inbound> handshake(const std::string& key) {
-    auto nonce = wire::random_nonce();
+  /// Sends HELLO with `nonce`; returns the server's answer (CHALLENGE, or an error).
+  std::shared_ptr<wire::Inbound> hello(const wire::Nonce& nonce) {
     msgpack::sbuffer b;
     msgpack::packer<msgpack::sbuffer> pk(b);
     pk.pack_array(4);
@@ -60,10 +59,13 @@ class RawPeer {
     pk.pack_bin_body(reinterpret_cast<const char*>(nonce.data()), 32);
     pk.pack("raw");
     send({std::string(b.data(), b.size())});
-    auto challenge = recv();
-    if (!challenge || challenge->op() != wire::Op::kChallenge) return challenge;
+    return recv();
+  }
+  /// Answers a CHALLENGE with AUTH for `key`; returns WELCOME (or the error).
+  std::shared_ptr<wire::Inbound> auth(const std::string& key, const wire::Nonce& nonce,
+                                      const wire::Inbound& challenge) {
     wire::Nonce server_nonce;
-    wire::read_nonce(challenge->field(2), server_nonce);
+    wire::read_nonce(challenge.field(2), server_nonce);
     auto mac = wire::proof(key, wire::kClientLabel, server_nonce, nonce);
     msgpack::sbuffer a;
     msgpack::packer<msgpack::sbuffer> apk(a);
@@ -73,6 +75,13 @@ class RawPeer {
     apk.pack_bin_body(reinterpret_cast<const char*>(mac.data()), 32);
     send({std::string(a.data(), a.size())});
     return recv();
+  }
+  /// The whole handshake; returns the WELCOME (or the error) message.
+  std::shared_ptr<wire::Inbound> handshake(const std::string& key) {
+    auto nonce = wire::random_nonce();
+    auto challenge = hello(nonce);
+    if (!challenge || challenge->op() != wire::Op::kChallenge) return challenge;
+    return auth(key, nonce, *challenge);
   }
 
  private:
@@ -239,30 +248,11 @@ TEST(Handshake, ASlowClientCanAuthenticateWhateverTheSessionTtl) {
   auto server = test::ServerProcess::start(options);
   RawPeer peer(server.address);
   auto nonce = wire::random_nonce();
-  msgpack::sbuffer hello;
-  msgpack::packer<msgpack::sbuffer> pk(hello);
-  pk.pack_array(4);
-  pk.pack(1);
-  pk.pack(wire::kProtocolVersion);
-  pk.pack_bin(32);
-  pk.pack_bin_body(reinterpret_cast<const char*>(nonce.data()), 32);
-  pk.pack("slow");
-  peer.send({std::string(hello.data(), hello.size())});
-  auto challenge = peer.recv();
+  auto challenge = peer.hello(nonce);
   ASSERT_TRUE(challenge);
   ASSERT_EQ(challenge->op(), wire::Op::kChallenge);
   std::this_thread::sleep_for(1s);  // the slowness under test: several ttls and sweeps pass
-  wire::Nonce server_nonce;
-  ASSERT_TRUE(wire::read_nonce(challenge->field(2), server_nonce));
-  auto mac = wire::proof(server.authkey, wire::kClientLabel, server_nonce, nonce);
-  msgpack::sbuffer auth;
-  msgpack::packer<msgpack::sbuffer> apk(auth);
-  apk.pack_array(2);
-  apk.pack(3);
-  apk.pack_bin(32);
-  apk.pack_bin_body(reinterpret_cast<const char*>(mac.data()), 32);
-  peer.send({std::string(auth.data(), auth.size())});
-  auto welcome = peer.recv();
+  auto welcome = peer.auth(server.authkey, nonce, *challenge);
   ASSERT_TRUE(welcome);
   EXPECT_EQ(welcome->op(), wire::Op::kWelcome);
 }

@@ -25,15 +25,8 @@ class Child {
   /// process with no other threads yet: a fork copies locks other threads may hold (the
   /// sanitizers' allocators among them). Client processes are spawned instead.
   static Child fork(const std::function<int()>& body) {
-    std::fflush(nullptr);
-    pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
+    pid_t pid = fork_tied();
     if (pid == 0) {
-      // A test that dies (a failed assertion under a sanitizer, a timeout) takes its children
-      // with it instead of leaving servers behind.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
       int code = 1;
       try {
         code = body();
@@ -72,12 +65,8 @@ class Child {
     args.push_back(nullptr);
     int out[2];
     if (::pipe(out) != 0) throw std::runtime_error("pipe failed");
-    pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
+    pid_t pid = fork_tied();
     if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
       ::dup2(out[1], STDOUT_FILENO);
       ::close(out[0]);
       ::close(out[1]);
@@ -141,6 +130,20 @@ class Child {
 
  private:
   explicit Child(pid_t pid) : pid_(pid) {}
+
+  // fork(), with the child tied to this process: a test that dies (a failed assertion under a
+  // sanitizer, a timeout) takes its children with it instead of leaving servers behind.
+  static pid_t fork_tied() {
+    std::fflush(nullptr);
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+    }
+    return pid;
+  }
   pid_t pid_;
   int stdout_fd_ = -1;
 };
