@@ -41,10 +41,6 @@ std::string hex(std::string_view bytes) {
   return out;
 }
 
-wire::Frames single(wire::Encoder& enc) {
-  return wire::to_frames(enc);
-}
-
 wire::Frames encode_error(std::uint64_t request_id, const wire::WireError& error) {
   wire::Encoder enc;
   auto& pk = enc.packer();
@@ -52,7 +48,7 @@ wire::Frames encode_error(std::uint64_t request_id, const wire::WireError& error
   pk.pack(static_cast<std::uint8_t>(Op::kError));
   pk.pack(request_id);
   pk.pack(error);
-  return single(enc);
+  return wire::to_frames(enc);
 }
 
 std::string_view kind_of(const std::exception& e) {
@@ -542,7 +538,7 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
       wire::Encoder enc;
       enc.packer().pack_array(1);
       enc.packer().pack(static_cast<std::uint8_t>(Op::kPong));
-      send_now(routing, single(enc));
+      send_now(routing, wire::to_frames(enc));
       return;
     }
     case Op::kBye:
@@ -586,7 +582,7 @@ void Server::Impl::hello(const std::string& routing, const wire::Inbound& in) {
   pk.pack_bin(mine.size());
   pk.pack_bin_body(reinterpret_cast<const char*>(mine.data()), mine.size());
   handshakes[routing] = h;
-  send_now(routing, single(enc));
+  send_now(routing, wire::to_frames(enc));
 }
 
 void Server::Impl::authenticate(const std::string& routing, const wire::Inbound& in) {
@@ -617,7 +613,7 @@ void Server::Impl::authenticate(const std::string& routing, const wire::Inbound&
   pk.pack(owner);
   pk.pack(static_cast<std::uint64_t>(options.heartbeat_interval.count()));
   pk.pack(static_cast<std::uint64_t>(options.session_ttl.count()));
-  send_now(routing, single(enc));
+  send_now(routing, wire::to_frames(enc));
 }
 
 void Server::Impl::end_session(const std::string& routing, const char* why) {
