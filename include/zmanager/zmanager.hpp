@@ -13,3 +13,4 @@
 #include "zmanager/proxy.hpp"
 #include "zmanager/registry.hpp"
 #include "zmanager/server.hpp"
+#include "zmanager/value.hpp"

@@ -157,6 +157,15 @@ struct Mailbox {
 };
 ZMANAGER_EXPOSE(Mailbox, get, post, waiting)
 
+// Holds one dynamic value, as the server's containers will.
+struct Box {
+  void set(zmanager::Value v) { value = std::move(v); }
+  zmanager::Value get() const { return value; }
+  std::string kind() const { return std::string(value.kind()); }
+  zmanager::Value value;
+};
+ZMANAGER_EXPOSE(Box, set, get, kind)
+
 // A method that takes a while, to show other objects are not stalled behind it.
 struct Sleeper {
   int nap(int ms) {
@@ -176,6 +185,7 @@ inline void register_all(zmanager::BaseManager& m) {
   m.register_type<JobQueue>("JobQueue");
   m.register_type<Sleeper>("Sleeper");
   m.register_type<Mailbox>("Mailbox");
+  m.register_type<Box>("Box");
   m.register_shared("shared_queue", std::make_shared<JobQueue>());
   m.register_shared("shared_counter", std::make_shared<Counter>(0));
 }

@@ -1,0 +1,217 @@
+// zmanager::Value: a dynamic value, what Python code would hold in a variable. It carries any
+// msgpack value plus what zmanager adds: bytes, object references (live proxies) and opaque
+// C++ values. Containers on the server store Values, so typed C++ proxies, dynamic proxies and
+// clients in other languages all see the same data.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "zmanager/proxy.hpp"
+#include "zmanager/wire/codec.hpp"
+
+namespace zmanager {
+
+class Value {
+ public:
+  using Array = std::vector<Value>;
+  using Map = std::vector<std::pair<Value, Value>>;  // insertion order, as a Python dict
+  /// An object reference: holding it holds the object.
+  struct Ref {
+    std::shared_ptr<detail::ObjectRef> ref;
+  };
+  /// A value only C++ can read (a Boost.Serialization archive): kept as its bytes.
+  struct Opaque {
+    std::string bytes;
+  };
+
+  Value() = default;  // None
+  Value(std::nullptr_t) {}
+  Value(bool b) : v_(b) {}
+  template <class I>
+  requires(std::is_integral_v<I> && !std::is_same_v<I, bool>) Value(I i) {
+    if constexpr (std::is_signed_v<I>)
+      v_ = static_cast<std::int64_t>(i);
+    else if (i <= static_cast<std::uint64_t>(INT64_MAX))
+      v_ = static_cast<std::int64_t>(i);
+    else
+      v_ = static_cast<std::uint64_t>(i);
+  }
+  Value(double d) : v_(d) {}
+  Value(std::string s) : v_(std::move(s)) {}
+  Value(std::string_view s) : v_(std::string(s)) {}
+  Value(const char* s) : v_(std::string(s)) {}
+  Value(Bytes b) : v_(std::move(b)) {}
+  Value(Array a) : v_(std::move(a)) {}
+  Value(Map m) : v_(std::move(m)) {}
+  template <class T>
+  Value(const Proxy<T>& p) {
+    if (p.ref()) v_ = Ref{p.ref()};
+  }
+  Value(Ref r) : v_(std::move(r)) {}
+  Value(Opaque o) : v_(std::move(o)) {}
+
+  /// Any value msgpack can pack (structs with MSGPACK_DEFINE, containers, ...).
+  template <class T>
+  static Value from(const T& value);
+
+  /// The value as T; TypeError naming both types when it is something else.
+  template <class T>
+  T as() const;
+
+  bool is_none() const { return std::holds_alternative<std::monostate>(v_); }
+  template <class Alt>
+  bool holds() const {
+    return std::holds_alternative<Alt>(v_);
+  }
+  template <class Alt>
+  const Alt& get() const {
+    return std::get<Alt>(v_);
+  }
+  /// Python-style name of what this holds: "None", "int", "str", "list", "dict", "proxy", ...
+  std::string_view kind() const;
+  /// A short rendering for messages: 'a', 3, [1, 2], <proxy Maths 7>.
+  std::string repr() const;
+
+  friend bool operator==(const Value& a, const Value& b);
+  /// A total order (kinds first, then values), so Values can be sorted and used as keys.
+  friend std::strong_ordering operator<=>(const Value& a, const Value& b);
+  std::size_t hash() const;
+
+  using Variant = std::variant<std::monostate, bool, std::int64_t, std::uint64_t, double,
+                               std::string, Bytes, Array, Map, Ref, Opaque>;
+  const Variant& variant() const { return v_; }
+
+ private:
+  Variant v_;
+};
+
+namespace detail {
+template <class T>
+struct IsProxy : std::false_type {};
+template <class U>
+struct IsProxy<Proxy<U>> : std::true_type {};
+/// Converts a Value to T through msgpack, reporting mismatches as TypeError.
+template <class T>
+T value_as(const Value& v);
+}  // namespace detail
+
+}  // namespace zmanager
+
+template <>
+struct std::hash<zmanager::Value> {
+  std::size_t operator()(const zmanager::Value& v) const { return v.hash(); }
+};
+
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
+  namespace adaptor {
+
+  template <>
+  struct pack<zmanager::Value> {
+    template <class Stream>
+    packer<Stream>& operator()(packer<Stream>& o, const zmanager::Value& v) const {
+      if constexpr (!std::is_same_v<Stream, msgpack::sbuffer>) {
+        throw zmanager::TypeError("a Value can only be packed into a zmanager message");
+      } else {
+        std::visit(
+            [&](const auto& x) {
+              using X = std::decay_t<decltype(x)>;
+              if constexpr (std::is_same_v<X, std::monostate>) {
+                o.pack_nil();
+              } else if constexpr (std::is_same_v<X, zmanager::Value::Map>) {
+                o.pack_map(static_cast<std::uint32_t>(x.size()));
+                for (const auto& [k, val] : x) {
+                  o.pack(k);
+                  o.pack(val);
+                }
+              } else if constexpr (std::is_same_v<X, zmanager::Value::Ref>) {
+                if (!x.ref) {
+                  o.pack_nil();
+                } else {
+                  zmanager::detail::pack_ref(o, x.ref->id(), x.ref->type());
+                }
+              } else if constexpr (std::is_same_v<X, zmanager::Value::Opaque>) {
+                o.pack_ext(x.bytes.size(), zmanager::wire::kExtOpaque);
+                o.pack_ext_body(x.bytes.data(), static_cast<std::uint32_t>(x.bytes.size()));
+              } else {
+                o.pack(x);
+              }
+            },
+            v.variant());
+      }
+      return o;
+    }
+  };
+
+  template <>
+  struct convert<zmanager::Value> {
+    const msgpack::object& operator()(const msgpack::object& o, zmanager::Value& v) const;
+  };
+
+  }  // namespace adaptor
+}
+}  // namespace msgpack
+
+namespace zmanager {
+
+template <class T>
+Value Value::from(const T& value) {
+  if constexpr (std::is_constructible_v<Value, const T&>) {
+    return Value(value);
+  } else {
+    // Through msgpack, inside a private message so that bytes and references carry over.
+    wire::Encoder enc;
+    enc.pack(value);
+    auto& body = enc.body();
+    msgpack::object_handle h = msgpack::unpack(body.data(), body.size());
+    wire::DecodeScope scope(enc.blobs(), nullptr);
+    return h.get().as<Value>();
+  }
+}
+
+template <class T>
+T Value::as() const {
+  if constexpr (std::is_same_v<T, Value>) {
+    return *this;
+  } else if constexpr (detail::IsProxy<T>::value) {
+    if (is_none()) return T();
+    if (!holds<Ref>()) throw TypeError("expected proxy, got " + std::string(kind()));
+    return T(get<Ref>().ref);
+  } else {
+    return detail::value_as<T>(*this);
+  }
+}
+
+namespace detail {
+/// Lets a Value's own references come back out of the private message it is converted through,
+/// without counting them again on the server.
+class CarriedRefs : public wire::RefHooks {
+ public:
+  explicit CarriedRefs(const Value& v);
+  std::shared_ptr<ObjectRef> on_import(std::uint64_t id, std::string_view type) override;
+
+ private:
+  std::vector<std::shared_ptr<ObjectRef>> refs_;
+};
+
+template <class T>
+T value_as(const Value& v) {
+  wire::Encoder enc;
+  enc.pack(v);
+  auto& body = enc.body();
+  msgpack::object_handle h = msgpack::unpack(body.data(), body.size());
+  CarriedRefs carried(v);
+  wire::DecodeScope scope(enc.blobs(), &carried);
+  return wire::convert<T>(h.get(), "value");
+}
+}  // namespace detail
+
+}  // namespace zmanager
