@@ -21,13 +21,8 @@ std::string initial_authkey(const ManagerOptions& options) {
   if (options.authkey) return *options.authkey;
   if (const char* env = std::getenv("ZMANAGER_AUTHKEY")) return env;
   // Hex, so that the key can be handed to other programs as an argument or variable.
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string key;
-  for (std::uint8_t b : wire::random_nonce()) {
-    key += kDigits[b >> 4];
-    key += kDigits[b & 15];
-  }
-  return key;
+  auto nonce = wire::random_nonce();
+  return wire::to_hex(std::string_view(reinterpret_cast<const char*>(nonce.data()), nonce.size()));
 }
 
 ServerOptions server_options(const ManagerOptions& m, const std::string& authkey) {

@@ -31,16 +31,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string hex(std::string_view bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += kDigits[c >> 4];
-    out += kDigits[c & 15];
-  }
-  return out;
-}
-
 wire::Frames encode_error(std::uint64_t request_id, const wire::WireError& error) {
   wire::Encoder enc;
   auto& pk = enc.packer();
@@ -451,7 +441,7 @@ void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
     router.send(zmq::buffer(routing), zmq::send_flags::sndmore);
     wire::send_frames(router, frames);
   } catch (const zmq::error_t& e) {
-    log::debug("reply to peer ", hex(routing), " not sent: ", e.what());
+    log::debug("reply to peer ", wire::to_hex(routing), " not sent: ", e.what());
   }
 }
 
@@ -462,7 +452,7 @@ void Server::Impl::flush_outbox() {
 void Server::Impl::reject(const std::string& routing, std::uint64_t request_id,
                           const std::exception& e) {
   ++rejected;
-  log::warn("rejected a message from peer ", hex(routing), ": ", e.what());
+  log::warn("rejected a message from peer ", wire::to_hex(routing), ": ", e.what());
   send_now(routing, encode_error(request_id, wire::WireError::from(e, kind_of(e))));
 }
 
@@ -506,7 +496,7 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
         in->field(1).type == msgpack::type::POSITIVE_INTEGER)
       request_id = in->field(1).via.u64;
     ++rejected;
-    log::warn("message from peer ", hex(routing), " without a session");
+    log::warn("message from peer ", wire::to_hex(routing), " without a session");
     send_now(routing,
              encode_error(request_id, {std::string(wire::kind::kNoSession), "ConnectionError",
                                        "no session: authenticate first (or the session "
@@ -553,7 +543,7 @@ void Server::Impl::hello(const std::string& routing, const wire::Inbound& in) {
   std::uint64_t version = wire::as_u64(in.field(1), "protocol version");
   if (version < wire::kMinProtocolVersion || version > wire::kProtocolVersion) {
     ++rejected;
-    log::warn("peer ", hex(routing), " speaks protocol version ", version);
+    log::warn("peer ", wire::to_hex(routing), " speaks protocol version ", version);
     send_now(routing, encode_error(0, {std::string(wire::kind::kVersion), "ProtocolError",
                                        "unsupported protocol version " + std::to_string(version) +
                                            " (this server speaks " +
@@ -594,7 +584,7 @@ void Server::Impl::authenticate(const std::string& routing, const wire::Inbound&
       wire::proof(options.authkey, wire::kClientLabel, h.server_nonce, h.client_nonce);
   if (!wire::equal_constant_time(in.field(1), expected)) {
     ++auth_failures;
-    log::warn("authentication failed for peer ", hex(routing), " (wrong authkey)");
+    log::warn("authentication failed for peer ", wire::to_hex(routing), " (wrong authkey)");
     send_now(routing, encode_error(0, {std::string(wire::kind::kAuth), "AuthenticationError",
                                        "authentication failed: the authkeys differ", "", ""}));
     return;
@@ -605,7 +595,7 @@ void Server::Impl::authenticate(const std::string& routing, const wire::Inbound&
   table.open_owner(owner);
   sessions[routing] = Session{owner, Clock::now(), ""};
   session_count = sessions.size();
-  log::info("session ", owner, " opened for peer ", hex(routing));
+  log::info("session ", owner, " opened for peer ", wire::to_hex(routing));
   wire::Encoder enc;
   auto& pk = enc.packer();
   pk.pack_array(4);

@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <mutex>
 
 namespace zmanager::wire {
@@ -210,6 +211,17 @@ bool read_nonce(const msgpack::object& o, Nonce& out) {
   if (o.type != msgpack::type::BIN || o.via.bin.size != out.size()) return false;
   std::copy_n(reinterpret_cast<const std::uint8_t*>(o.via.bin.ptr), out.size(), out.begin());
   return true;
+}
+
+std::string to_hex(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
 }
 
 std::string zmq_bind_endpoint(std::string_view address) {

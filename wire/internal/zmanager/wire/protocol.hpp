@@ -118,6 +118,9 @@ inline constexpr std::string_view kServerLabel = "zmanager-server-proof-v1";
 inline constexpr std::string_view kClientLabel = "zmanager-client-proof-v1";
 bool read_nonce(const msgpack::object& o, Nonce& out);
 
+/// Lower-case hex of some bytes (peer ids in logs, generated authkeys).
+std::string to_hex(std::string_view bytes);
+
 /// ZeroMQ cannot bind port 0; "tcp://host:0" means "any free port" as it does for sockets.
 std::string zmq_bind_endpoint(std::string_view address);
 
