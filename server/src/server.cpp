@@ -335,6 +335,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     wire::Nonce client_nonce;
     wire::Nonce server_nonce;
     Clock::time_point started;
+    std::string client_name;  // as the client introduced itself, for the logs
   };
 
   void start();
@@ -555,6 +556,8 @@ void Server::Impl::hello(const std::string& routing, const wire::Inbound& in) {
   Handshake h;
   if (!wire::read_nonce(in.field(2), h.client_nonce))
     throw ProtocolError("hello carries no 32-byte nonce");
+  if (in.size() > 3 && in.field(3).type == msgpack::type::STR)
+    h.client_name = wire::as_string(in.field(3), "client name").substr(0, 128);
   if (sessions.count(routing)) end_session(routing, "started a new handshake");
   // Bound the handshakes in progress: a flood of hellos costs a fixed amount of memory.
   constexpr std::size_t kMaxHandshakes = 4096;
@@ -593,9 +596,10 @@ void Server::Impl::authenticate(const std::string& routing, const wire::Inbound&
   do owner = wire::random_u64();
   while (owner <= kLocalOwner);
   table.open_owner(owner);
-  sessions[routing] = Session{owner, Clock::now(), ""};
+  sessions[routing] = Session{owner, Clock::now(), h.client_name};
   session_count = sessions.size();
-  log::info("session ", owner, " opened for peer ", wire::to_hex(routing));
+  log::info("session ", owner, " opened for '", h.client_name, "' (peer ", wire::to_hex(routing),
+            ")");
   wire::Encoder enc;
   auto& pk = enc.packer();
   pk.pack_array(4);
@@ -610,9 +614,10 @@ void Server::Impl::end_session(const std::string& routing, const char* why) {
   auto it = sessions.find(routing);
   if (it == sessions.end()) return;
   OwnerId owner = it->second.owner;
+  std::string name = std::move(it->second.name);
   sessions.erase(it);
   session_count = sessions.size();
-  log::info("session ", owner, " ended: ", why);
+  log::info("session ", owner, " of '", name, "' ended: ", why);
   table.close_owner(owner);
 }
 
