@@ -99,16 +99,11 @@ class Protocol : public ::testing::Test {
   }
   // A well-behaved client still gets correct answers, and the server counted the rejection.
   void expect_server_serves() {
-    zmanager::BaseManager client({.address = server->address, .authkey = server->authkey});
-    client.connect();
-    auto maths = client.create<Maths>("Maths");
+    auto client = server->connect();
+    auto maths = client->create<Maths>("Maths");
     EXPECT_EQ(maths.add(40, 2), 42);
   }
-  std::uint64_t rejected() {
-    zmanager::BaseManager client({.address = server->address, .authkey = server->authkey});
-    client.connect();
-    return client.stats().rejected;
-  }
+  std::uint64_t rejected() { return server->connect()->stats().rejected; }
   std::optional<test::ServerProcess> server;
 };
 
@@ -168,9 +163,7 @@ TEST_F(Protocol, AWrongKeyIsRefusedAndOthersAreServed) {
   EXPECT_THROW(zmanager::connect({server->address, "not-the-key", 5s}),
                zmanager::AuthenticationError);
   expect_server_serves();
-  zmanager::BaseManager client({.address = server->address, .authkey = server->authkey});
-  client.connect();
-  EXPECT_EQ(client.stats().auth_failures, 2u);
+  EXPECT_EQ(server->connect()->stats().auth_failures, 2u);
 }
 
 TEST_F(Protocol, MalformedMessagesAreAnsweredAndTheServerKeepsServing) {

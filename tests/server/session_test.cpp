@@ -33,36 +33,34 @@ TEST(Sessions, AKilledClientsObjectsAreReleasedWhenItsSessionExpires) {
   options.heartbeat_interval = 200ms;
   options.session_ttl = 1000ms;
   auto server = test::ServerProcess::start(options);
-  zmanager::BaseManager observer({.address = server.address, .authkey = server.authkey});
-  observer.connect();
-  std::uint64_t before = counters(observer);  // the registered shared counter
+  auto observer = server.connect();
+  std::uint64_t before = counters(*observer);  // the registered shared counter
 
   auto client = test::Child::spawn(
       {ZMANAGER_TEST_CLIENT, server.address, server.authkey, "hold-counters", "3"});
   ASSERT_EQ(client.read_line(), "ready");
-  EXPECT_EQ(counters(observer), before + 3);
+  EXPECT_EQ(counters(*observer), before + 3);
   client.signal(SIGKILL);
   ASSERT_EQ(client.wait(), 128 + SIGKILL);
   auto killed = std::chrono::steady_clock::now();
 
-  ASSERT_TRUE(eventually([&] { return counters(observer) == before; }, 10s))
+  ASSERT_TRUE(eventually([&] { return counters(*observer) == before; }, 10s))
       << "objects of a dead client were kept";
   EXPECT_GE(std::chrono::steady_clock::now() - killed, 500ms) << "released before the ttl";
-  EXPECT_GE(observer.stats().expired_sessions, 1u);
+  EXPECT_GE(observer->stats().expired_sessions, 1u);
 }
 
 TEST(Sessions, AClientThatExitsCleanlyReleasesAtOnce) {
   zmanager::ServerOptions options;
   options.session_ttl = 60s;  // so that only the goodbye can explain a prompt release
   auto server = test::ServerProcess::start(options);
-  zmanager::BaseManager observer({.address = server.address, .authkey = server.authkey});
-  observer.connect();
-  std::uint64_t before = counters(observer);
+  auto observer = server.connect();
+  std::uint64_t before = counters(*observer);
   auto client = test::Child::spawn(
       {ZMANAGER_TEST_CLIENT, server.address, server.authkey, "create-counters", "5"});
   ASSERT_EQ(client.wait(), 0);
-  EXPECT_TRUE(eventually([&] { return counters(observer) == before; }, 10s));
-  EXPECT_EQ(observer.stats().expired_sessions, 0u);
+  EXPECT_TRUE(eventually([&] { return counters(*observer) == before; }, 10s));
+  EXPECT_EQ(observer->stats().expired_sessions, 0u);
 }
 
 TEST(Sessions, AnIdleClientStaysAliveThroughHeartbeats) {
@@ -70,13 +68,12 @@ TEST(Sessions, AnIdleClientStaysAliveThroughHeartbeats) {
   options.heartbeat_interval = 100ms;
   options.session_ttl = 500ms;
   auto server = test::ServerProcess::start(options);
-  zmanager::BaseManager client({.address = server.address, .authkey = server.authkey});
-  client.connect();
-  auto counter = client.create<Counter>("Counter", 7);
+  auto client = server.connect();
+  auto counter = client->create<Counter>("Counter", 7);
   // Idle for several ttls; only the client's heartbeats keep its session.
   std::this_thread::sleep_for(2s);
   EXPECT_EQ(counter.get(), 7);
-  EXPECT_EQ(client.stats().expired_sessions, 0u);
+  EXPECT_EQ(client->stats().expired_sessions, 0u);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "process.hpp"
@@ -13,6 +14,14 @@ struct ServerProcess {
   Child child;
   std::string address;
   std::string authkey;
+
+  /// A client manager connected to this server.
+  std::unique_ptr<zmanager::BaseManager> connect() const {
+    auto client = std::make_unique<zmanager::BaseManager>(
+        zmanager::ManagerOptions{.address = address, .authkey = authkey});
+    client->connect();
+    return client;
+  }
 
   static ServerProcess start(
       zmanager::ServerOptions options,
