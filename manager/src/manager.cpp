@@ -173,9 +173,9 @@ DynamicProxy BaseManager::server() {
 }
 
 void BaseManager::shutdown() {
-  if (state_ == State::kShutdown || state_ == State::kInitial) {
-    if (state_ == State::kInitial && server_) server_.reset();
-    if (state_ == State::kInitial) return;
+  if (state_ == State::kShutdown) return;
+  if (state_ == State::kInitial) {  // nothing started; drop a server made by get_server()
+    server_.reset();
     return;
   }
   if (state_ == State::kStarted && channel_) {
