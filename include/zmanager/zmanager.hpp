@@ -13,4 +13,5 @@
 #include "zmanager/proxy.hpp"
 #include "zmanager/registry.hpp"
 #include "zmanager/server.hpp"
+#include "zmanager/sync.hpp"
 #include "zmanager/value.hpp"

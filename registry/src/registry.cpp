@@ -40,6 +40,7 @@ std::shared_ptr<const DispatchTable> DispatchTable::restricted(
     const std::vector<std::string>& exposed) const {
   auto t = std::make_shared<DispatchTable>();
   t->class_name = class_name;
+  t->type = type;
   for (const auto& name : exposed) {
     const MethodEntry* m = find(name);
     if (!m)

@@ -176,6 +176,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       if (!done_.load()) fail(std::make_exception_ptr(RuntimeError("the call was dropped")));
     }
     std::string_view method() const override { return method_; }
+    std::uint64_t caller() const override { return owner_; }
 
     bool reply(PackFn pack, const void* value) override {
       if (done_.exchange(true)) return false;
@@ -297,6 +298,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     void release(std::uint64_t object) override {
       if (object == wire::kServerObject) return;
       if (auto s = server_.lock()) s->table.decref(kLocalOwner, object);
+    }
+    std::shared_ptr<void> local_instance(std::uint64_t id, const std::type_info& type) override {
+      auto s = server_.lock();
+      if (!s) return nullptr;
+      auto obj = s->table.get(id);
+      if (!obj || !obj->table->type || *obj->table->type != type) return nullptr;
+      return obj->instance;
     }
 
    private:

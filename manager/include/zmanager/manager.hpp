@@ -74,6 +74,12 @@ class BaseManager {
     return server().template call<Proxy<T>>("create", std::string(type_id),
                                             std::forward_as_tuple(std::forward<A>(args)...));
   }
+  /// The same for a type known here only by its id: a proxy for dynamic calls.
+  template <class... A>
+  DynamicProxy create_dynamic(std::string_view type_id, A&&... args) {
+    return server().template call<DynamicProxy>("create", std::string(type_id),
+                                                std::forward_as_tuple(std::forward<A>(args)...));
+  }
   /// The object the server shares under `name` (register_shared); every caller gets a proxy
   /// to the same object.
   template <class T>

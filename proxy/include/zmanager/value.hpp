@@ -5,6 +5,7 @@
 #pragma once
 
 #include <compare>
+#include <concepts>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -51,8 +52,12 @@ class Value {
   Value(Bytes b) : v_(std::move(b)) {}
   Value(Array a) : v_(std::move(a)) {}
   Value(Map m) : v_(std::move(m)) {}
-  template <class T>
-  Value(const Proxy<T>& p) {
+  /// A proxy (Proxy<T>, or a built-in's typed proxy such as DictProxy): a live reference.
+  template <class P>
+  requires requires(const P& p) {
+    { p.ref() } -> std::convertible_to<std::shared_ptr<detail::ObjectRef>>;
+  }
+  Value(const P& p) {
     if (p.ref()) v_ = Ref{p.ref()};
   }
   Value(Ref r) : v_(std::move(r)) {}

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -26,6 +27,9 @@ class ReplyTarget {
   virtual bool reply(PackFn pack, const void* value) = 0;
   virtual bool fail(std::exception_ptr error) = 0;
   virtual std::string_view method() const = 0;
+  /// Who made the call: the client session's id, or an internal owner for calls made by objects
+  /// inside the server. Lock ownership is recorded against it.
+  virtual std::uint64_t caller() const = 0;
 };
 
 template <class T>
@@ -126,6 +130,7 @@ class CallContext {
       : target_(std::move(target)), object_type_(object_type), services_(services) {}
   std::string_view method() const { return target_->method(); }
   std::string_view object_type() const { return object_type_; }
+  std::uint64_t caller() const { return target_->caller(); }
   const std::shared_ptr<detail::ReplyTarget>& target() const { return target_; }
   detail::ObjectServices* services() const { return services_; }
 

@@ -8,6 +8,7 @@
 #include <string_view>
 #include <tuple>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,7 @@ struct MethodEntry {
 /// The methods a server can run on objects of one class.
 struct DispatchTable {
   std::string class_name;
+  const std::type_info* type = nullptr;  // the C++ class, to check what a local reference holds
   std::vector<MethodEntry> methods;
 
   const MethodEntry* find(std::string_view name) const {
@@ -125,12 +127,22 @@ const DispatchTable& dispatch_table() {
   static const DispatchTable table = [] {
     DispatchTable t;
     t.class_name = std::string(Expose<T>::name);
+    t.type = &typeid(T);
     Expose<T>::for_each_method([&]<auto M>(std::string_view name) {
       t.methods.push_back({std::string(name), &invoke_method<M>, MethodTraits<decltype(M)>::arity});
     });
     return t;
   }();
   return table;
+}
+
+/// The object behind a reference that a server method received, when it lives in this same
+/// server and is a T; null otherwise. Lets one built-in object work on another's state directly
+/// (a Condition on the Lock it was given).
+template <Exposed T>
+std::shared_ptr<T> local_instance(const std::shared_ptr<ObjectRef>& ref) {
+  if (!ref || !ref->channel()) return nullptr;
+  return std::static_pointer_cast<T>(ref->channel()->local_instance(ref->id(), typeid(T)));
 }
 
 }  // namespace zmanager::detail

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <typeinfo>
 
 #include "zmanager/wire/codec.hpp"
 
@@ -61,6 +62,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
   virtual wire::RefHooks* request_hooks() { return nullptr; }
   /// Ends the channel: pending and later calls fail with ConnectionError.
   virtual void close() {}
+  /// Inside a server: the instance of object `id` if it is of C++ type `type`; null elsewhere.
+  virtual std::shared_ptr<void> local_instance(std::uint64_t /*id*/,
+                                               const std::type_info& /*type*/) {
+    return nullptr;
+  }
 
   std::uint64_t next_request_id() { return next_id_.fetch_add(1, std::memory_order_relaxed); }
 

@@ -1,0 +1,225 @@
+// Lock, RLock, Semaphore, Condition and Event: acquire and wait park on the server.
+#include "objects.hpp"
+
+namespace zmanager::sync {
+
+// ---- LockCore ----
+
+bool LockCore::try_acquire(const Holder& who, std::size_t count) {
+  std::lock_guard lock(mu_);
+  if (!owner_) {
+    owner_ = who;
+    count_ = count;
+    return true;
+  }
+  if (reentrant_ && *owner_ == who) {
+    count_ += count;
+    return true;
+  }
+  return false;
+}
+
+std::uint64_t LockCore::enqueue(const Holder& who, std::size_t count, Grant grant) {
+  Grant now;
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mu_);
+    id = ++last_id_;
+    waiters_.emplace(id, Waiter{who, count, std::move(grant)});
+    if (!owner_) now = hand_to_next_locked();  // freed between a failed try and this call
+  }
+  if (now) now();
+  return id;
+}
+
+bool LockCore::cancel(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  return waiters_.erase(id) != 0;
+}
+
+LockCore::Grant LockCore::hand_to_next_locked() {
+  if (waiters_.empty()) return {};
+  auto first = waiters_.begin();
+  owner_ = first->second.who;
+  count_ = first->second.count;
+  Grant grant = std::move(first->second.grant);
+  waiters_.erase(first);
+  return grant;
+}
+
+void LockCore::release(const Holder& who) {
+  Grant next;
+  {
+    std::lock_guard lock(mu_);
+    if (!owner_) {
+      throw RuntimeError(reentrant_ ? "cannot release un-acquired lock" : "release unlocked lock");
+    }
+    if (reentrant_ && !(*owner_ == who)) throw RuntimeError("cannot release un-acquired lock");
+    if (--count_ > 0) return;
+    owner_.reset();
+    next = hand_to_next_locked();
+  }
+  if (next) next();
+}
+
+std::size_t LockCore::release_all(const Holder& who) {
+  Grant next;
+  std::size_t levels;
+  {
+    std::lock_guard lock(mu_);
+    if (!owner_ || !(*owner_ == who)) throw RuntimeError("cannot release un-acquired lock");
+    levels = count_;
+    count_ = 0;
+    owner_.reset();
+    next = hand_to_next_locked();
+  }
+  if (next) next();
+  return levels;
+}
+
+bool LockCore::held_by(const Holder& who) const {
+  std::lock_guard lock(mu_);
+  return owner_ && *owner_ == who;
+}
+
+bool LockCore::locked() const {
+  std::lock_guard lock(mu_);
+  return owner_.has_value();
+}
+
+namespace {
+
+Holder calling(std::uint64_t thread) {
+  return Holder{CallContext::current().caller(), thread};
+}
+
+/// acquire() of a Lock, an RLock or a Condition's lock: now, or parked with its timeout.
+Deferred<bool> acquire_core(const std::shared_ptr<LockCore>& core, const Holder& who, bool blocking,
+                            Seconds timeout) {
+  auto limit = lock_wait_limit(blocking, timeout);
+  if (core->try_acquire(who)) return true;
+  if (!waits(limit)) return false;
+  auto reply = std::make_shared<Responder<bool>>(defer<bool>());
+  auto id = core->enqueue(who, 1, [reply] { reply->send(true); });
+  if (limit) {
+    // The core outlives this object if a Condition shares it: hold it, not `this`.
+    schedule_after(*limit, [core, id, reply] {
+      if (core->cancel(id)) reply->send(false);
+    });
+  }
+  return Deferred<bool>::pending();
+}
+
+}  // namespace
+
+// ---- Lock / RLock ----
+
+Deferred<bool> LockObject::acquire(std::uint64_t thread, bool blocking, Seconds timeout) {
+  return acquire_core(core_, calling(thread), blocking, timeout);
+}
+
+void LockObject::release(std::uint64_t thread) {
+  core_->release(calling(thread));
+}
+
+bool LockObject::is_owned(std::uint64_t thread) const {
+  return core_->held_by(calling(thread));
+}
+
+// ---- Semaphore ----
+
+SemaphoreObject::SemaphoreObject(Int value, bool bounded)
+    : value_(value), initial_(value), bounded_(bounded) {
+  if (value < 0) throw ValueError("semaphore initial value must be >= 0");
+}
+
+Deferred<bool> SemaphoreObject::acquire(bool blocking, Seconds timeout) {
+  auto limit = semaphore_wait_limit(blocking, timeout);
+  if (value_ > 0) {
+    --value_;
+    return true;
+  }
+  if (!waits(limit)) return false;
+  waiters_.park(defer<bool>(), limit, [](Responder<bool>& r) { r.send(false); });
+  return Deferred<bool>::pending();
+}
+
+void SemaphoreObject::release(Int n) {
+  if (n < 1) throw ValueError("n must be one or more");
+  if (bounded_ && value_ + n > initial_) throw ValueError("Semaphore released too many times");
+  value_ += n;
+  while (value_ > 0 && !waiters_.empty()) {
+    --value_;
+    waiters_.take().send(true);
+  }
+}
+
+// ---- Condition ----
+
+Holder ConditionObject::holder(std::uint64_t thread) const {
+  return calling(thread);
+}
+
+Deferred<bool> ConditionObject::acquire(std::uint64_t thread, bool blocking, Seconds timeout) {
+  return acquire_core(lock_, holder(thread), blocking, timeout);
+}
+
+void ConditionObject::release(std::uint64_t thread) {
+  lock_->release(holder(thread));
+}
+
+void ConditionObject::reacquire(Waiter& w, bool result) {
+  auto reply = w.reply;
+  if (lock_->try_acquire(w.who, w.levels)) {
+    reply->send(result);
+    return;
+  }
+  lock_->enqueue(w.who, w.levels, [reply, result] { reply->send(result); });
+}
+
+Deferred<bool> ConditionObject::wait(std::uint64_t thread, Seconds timeout) {
+  Holder who = holder(thread);
+  if (!lock_->held_by(who)) throw RuntimeError("cannot wait on un-acquired lock");
+  auto limit = wait_limit(timeout);
+  std::size_t levels = lock_->release_all(who);
+  auto reply = std::make_shared<Responder<bool>>(defer<bool>());
+  Waiter w{who, levels, reply};
+  if (!waits(limit)) {
+    reacquire(w, false);  // Python still gives the lock up and takes it back
+  } else {
+    waiters_.park(std::move(w), limit, [this](Waiter& timed_out) { reacquire(timed_out, false); });
+  }
+  return Deferred<bool>::pending();
+}
+
+void ConditionObject::notify(std::uint64_t thread, Int n) {
+  if (!lock_->held_by(holder(thread))) throw RuntimeError("cannot notify on un-acquired lock");
+  if (n < 0) throw ValueError("notify(n): n must be >= 0");
+  for (Int i = 0; i < n && !waiters_.empty(); ++i) {
+    auto w = waiters_.take();
+    reacquire(w, true);
+  }
+}
+
+void ConditionObject::notify_all(std::uint64_t thread) {
+  if (!lock_->held_by(holder(thread))) throw RuntimeError("cannot notify on un-acquired lock");
+  waiters_.drain([this](Waiter& w) { reacquire(w, true); });
+}
+
+// ---- Event ----
+
+void EventObject::set() {
+  flag_ = true;
+  waiters_.drain([](Responder<bool>& r) { r.send(true); });
+}
+
+Deferred<bool> EventObject::wait(Seconds timeout) {
+  if (flag_) return true;
+  auto limit = wait_limit(timeout);
+  if (!waits(limit)) return false;
+  // Python's wait() returns the flag as it is when the wait ends: false on a timeout.
+  waiters_.park(defer<bool>(), limit, [this](Responder<bool>& r) { r.send(flag_); });
+  return Deferred<bool>::pending();
+}
+
+}  // namespace zmanager::sync

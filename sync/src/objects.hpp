@@ -1,0 +1,333 @@
+// The built-in shared types as the server holds them: Python's SyncManager classes, with every
+// value a zmanager::Value so that any client (typed C++, dynamic, another language) sees the
+// same data. The method names and parameters here are the wire interface that
+// docs/protocol.md documents; the typed proxies in <zmanager/sync.hpp> call them by name.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "waiting.hpp"
+#include "zmanager/expose.hpp"
+#include "zmanager/value.hpp"
+
+namespace zmanager::sync {
+
+using Int = std::int64_t;
+using Seconds = std::optional<double>;
+
+// ---- containers ----
+
+/// Python's dict: insertion-ordered, keys compared and hashed as Python does (1 == 1.0).
+class DictObject {
+ public:
+  explicit DictObject(const Value& initial);
+  Value getitem(const Value& key) const;
+  void setitem(Value key, Value value);
+  void delitem(const Value& key);
+  Value get(const Value& key, Value fallback) const;
+  bool contains(const Value& key) const;
+  Int len() const;
+  Value::Array keys() const;
+  Value::Array values() const;
+  Value::Array items() const;
+  Value pop(const Value& key);
+  Value pop_or(const Value& key, Value fallback);
+  Value::Array popitem();
+  Value setdefault(Value key, Value fallback);
+  void update(const Value& pairs);
+  void clear();
+  Value::Map copy() const;
+
+ private:
+  using Items = std::list<std::pair<Value, Value>>;
+  Items::iterator find(const Value& key) const;
+  Items items_;
+  std::unordered_map<Value, Items::iterator> index_;
+};
+
+/// Python's list.
+class ListObject {
+ public:
+  explicit ListObject(const Value& initial);
+  Value getitem(Int index) const;
+  void setitem(Int index, Value value);
+  void delitem(Int index);
+  Value::Array getslice(std::optional<Int> start, std::optional<Int> stop) const;
+  Int len() const;
+  void append(Value value);
+  void extend(const Value& values);
+  void insert(Int index, Value value);
+  Value pop(Int index);
+  void remove(const Value& value);
+  Int index(const Value& value, Int start, Int stop) const;
+  Int count(const Value& value) const;
+  bool contains(const Value& value) const;
+  void reverse();
+  void sort(bool descending);
+  void imul(Int times);
+  Value::Array add(const Value& other) const;
+  Value::Array mul(Int times) const;
+  Value::Array to_list() const;
+
+ private:
+  std::size_t at(Int index, const char* what) const;
+  std::vector<Value> items_;
+};
+
+/// Python's multiprocessing Value(typecode, v), plus atomic read-modify-write.
+class ValueObject {
+ public:
+  ValueObject(const std::string& typecode, Value initial);
+  Value get() const { return value_; }
+  void set(Value v);
+  Value fetch_add(const Value& delta);
+  Value exchange(Value v);
+  Value::Array compare_exchange(const Value& expected, Value desired);
+  std::string typecode() const { return typecode_; }
+
+ private:
+  std::string typecode_;
+  Value value_;
+};
+
+/// Python's multiprocessing Array(typecode, sequence): fixed length, one element kind.
+class ArrayObject {
+ public:
+  ArrayObject(const std::string& typecode, const Value& items);
+  Value getitem(Int index) const;
+  void setitem(Int index, Value value);
+  Value::Array getslice(std::optional<Int> start, std::optional<Int> stop) const;
+  Int len() const;
+  Value::Array to_list() const;
+  std::string typecode() const { return typecode_; }
+
+ private:
+  std::string typecode_;
+  std::vector<Value> items_;
+};
+
+/// Python's Namespace: named attributes.
+class NamespaceObject {
+ public:
+  Value get(const std::string& name) const;
+  void set(const std::string& name, Value value);
+  void del(const std::string& name);
+  bool contains(const std::string& name) const;
+  Value::Map items() const;
+
+ private:
+  std::map<std::string, Value> attributes_;
+};
+
+// ---- queues ----
+
+/// queue.Queue, LifoQueue and PriorityQueue (all with task_done/join, as Python's are).
+class QueueObject {
+ public:
+  enum class Order { kFifo, kLifo, kPriority };
+  QueueObject(Order order, Int maxsize);
+
+  Deferred<void> put(Value item, bool block, Seconds timeout);
+  Deferred<Value> get(bool block, Seconds timeout);
+  void put_nowait(Value item);
+  Value get_nowait();
+  Int qsize() const { return static_cast<Int>(items_.size()); }
+  bool empty() const { return items_.empty(); }
+  bool full() const;
+  Int maxsize() const { return maxsize_; }
+  void task_done();
+  Deferred<void> join();
+  /// Calls parked in get() (for tests and monitoring).
+  Int waiting_getters() const { return static_cast<Int>(getters_.size()); }
+
+ private:
+  struct Putter {
+    Value item;
+    Responder<void> reply;
+  };
+  void push(Value item);
+  Value pop();
+  /// Moves items to parked getters and parked puts into freed room, until neither can move.
+  void hand_over();
+
+  Order order_;
+  Int maxsize_;
+  std::deque<Value> items_;  // a min-heap (by Python's <) for a priority queue
+  Int unfinished_ = 0;
+  WaitList<Responder<Value>> getters_;
+  WaitList<Putter> putters_;
+  WaitList<Responder<void>> joiners_;
+};
+
+// ---- locks and conditions ----
+
+/// Who holds a lock: the client session and the thread in it (a token the client picks per
+/// thread). RLock ownership and Condition checks compare both.
+struct Holder {
+  std::uint64_t session = 0;
+  std::uint64_t thread = 0;
+  friend bool operator==(const Holder&, const Holder&) = default;
+};
+
+/// The state of a Lock or RLock, shared with the Conditions built on it, which run on their own
+/// strands: hence its own mutex (held for a few instructions, never while anyone waits).
+class LockCore {
+ public:
+  using Grant = std::function<void()>;
+  explicit LockCore(bool reentrant) : reentrant_(reentrant) {}
+
+  bool reentrant() const { return reentrant_; }
+  /// Takes the lock for `who` (`count` levels of an RLock) if it is free or, for an RLock,
+  /// already `who`'s.
+  bool try_acquire(const Holder& who, std::size_t count = 1);
+  /// Queues `who`; `grant` runs (outside the mutex) once the lock is handed to it. Returns an
+  /// id for cancel().
+  std::uint64_t enqueue(const Holder& who, std::size_t count, Grant grant);
+  /// Removes a queued waiter; false if it was granted the lock already.
+  bool cancel(std::uint64_t id);
+  /// Releases one level. Lock: anyone may release a locked Lock (as in Python); RLock: only the
+  /// owner. RuntimeError otherwise.
+  void release(const Holder& who);
+  /// Releases every level `who` holds (Condition.wait); returns how many, to restore later.
+  std::size_t release_all(const Holder& who);
+  bool held_by(const Holder& who) const;
+  bool locked() const;
+
+ private:
+  struct Waiter {
+    Holder who;
+    std::size_t count;
+    Grant grant;
+  };
+  /// Called with mu_ held and the lock free: hands it to the oldest waiter.
+  Grant hand_to_next_locked();
+
+  const bool reentrant_;
+  mutable std::mutex mu_;
+  std::optional<Holder> owner_;
+  std::size_t count_ = 0;
+  std::uint64_t last_id_ = 0;
+  std::map<std::uint64_t, Waiter> waiters_;
+};
+
+/// threading.Lock and threading.RLock. Every call names the calling thread's token.
+class LockObject {
+ public:
+  explicit LockObject(bool reentrant) : core_(std::make_shared<LockCore>(reentrant)) {}
+  Deferred<bool> acquire(std::uint64_t thread, bool blocking, Seconds timeout);
+  void release(std::uint64_t thread);
+  bool locked() const { return core_->locked(); }
+  bool is_owned(std::uint64_t thread) const;
+  const std::shared_ptr<LockCore>& core() const { return core_; }
+
+ private:
+  std::shared_ptr<LockCore> core_;
+};
+
+/// threading.Semaphore and threading.BoundedSemaphore.
+class SemaphoreObject {
+ public:
+  SemaphoreObject(Int value, bool bounded);
+  Deferred<bool> acquire(bool blocking, Seconds timeout);
+  void release(Int n);
+  Int get_value() const { return value_; }
+
+ private:
+  Int value_;
+  Int initial_;
+  bool bounded_;
+  WaitList<Responder<bool>> waiters_;
+};
+
+/// threading.Condition over its own RLock or a given Lock/RLock of this server.
+class ConditionObject {
+ public:
+  explicit ConditionObject(std::shared_ptr<LockCore> lock) : lock_(std::move(lock)) {}
+  Deferred<bool> acquire(std::uint64_t thread, bool blocking, Seconds timeout);
+  void release(std::uint64_t thread);
+  Deferred<bool> wait(std::uint64_t thread, Seconds timeout);
+  void notify(std::uint64_t thread, Int n);
+  void notify_all(std::uint64_t thread);
+  Int waiters() const { return static_cast<Int>(waiters_.size()); }
+
+ private:
+  struct Waiter {
+    Holder who;
+    std::size_t levels;
+    std::shared_ptr<Responder<bool>> reply;
+  };
+  Holder holder(std::uint64_t thread) const;
+  /// Answers `w` with `result` once it has the lock back.
+  void reacquire(Waiter& w, bool result);
+
+  std::shared_ptr<LockCore> lock_;
+  WaitList<Waiter> waiters_;
+};
+
+/// threading.Event.
+class EventObject {
+ public:
+  void set();
+  void clear() { flag_ = false; }
+  bool is_set() const { return flag_; }
+  Deferred<bool> wait(Seconds timeout);
+
+ private:
+  bool flag_ = false;
+  WaitList<Responder<bool>> waiters_;
+};
+
+/// threading.Barrier; the action, if any, is a function registered on the server by name.
+class BarrierObject {
+ public:
+  BarrierObject(Int parties, std::function<void()> action, Seconds timeout);
+  Deferred<Int> wait(Seconds timeout);
+  void abort();
+  void reset();
+  Int parties() const { return parties_; }
+  Int n_waiting() const { return broken_ ? 0 : static_cast<Int>(waiters_.size()); }
+  bool broken() const { return broken_; }
+
+ private:
+  struct Waiter {
+    Int index;
+    Responder<Int> reply;
+  };
+  void break_barrier();
+
+  Int parties_;
+  std::function<void()> action_;
+  Seconds default_timeout_;
+  bool broken_ = false;
+  WaitList<Waiter> waiters_;
+};
+
+}  // namespace zmanager::sync
+
+ZMANAGER_EXPOSE(zmanager::sync::DictObject, getitem, setitem, delitem, get, contains, len, keys,
+                values, items, pop, pop_or, popitem, setdefault, update, clear, copy)
+ZMANAGER_EXPOSE(zmanager::sync::ListObject, getitem, setitem, delitem, getslice, len, append,
+                extend, insert, pop, remove, index, count, contains, reverse, sort, imul, add, mul,
+                to_list)
+ZMANAGER_EXPOSE(zmanager::sync::ValueObject, get, set, fetch_add, exchange, compare_exchange,
+                typecode)
+ZMANAGER_EXPOSE(zmanager::sync::ArrayObject, getitem, setitem, getslice, len, to_list, typecode)
+ZMANAGER_EXPOSE(zmanager::sync::NamespaceObject, get, set, del, contains, items)
+ZMANAGER_EXPOSE(zmanager::sync::QueueObject, put, get, put_nowait, get_nowait, qsize, empty, full,
+                maxsize, task_done, join, waiting_getters)
+ZMANAGER_EXPOSE(zmanager::sync::LockObject, acquire, release, locked, is_owned)
+ZMANAGER_EXPOSE(zmanager::sync::SemaphoreObject, acquire, release, get_value)
+ZMANAGER_EXPOSE(zmanager::sync::ConditionObject, acquire, release, wait, notify, notify_all,
+                waiters)
+ZMANAGER_EXPOSE(zmanager::sync::EventObject, set, clear, is_set, wait)
+ZMANAGER_EXPOSE(zmanager::sync::BarrierObject, wait, abort, reset, parties, n_waiting, broken)
