@@ -197,7 +197,7 @@ void DictObject::clear() {
   items_.clear();
 }
 
-Value::Map DictObject::copy() const {
+Value DictObject::copy() const {
   return Value::Map(items_.begin(), items_.end());
 }
 
@@ -416,7 +416,7 @@ bool NamespaceObject::contains(const std::string& name) const {
   return attributes_.count(name) != 0;
 }
 
-Value::Map NamespaceObject::items() const {
+Value NamespaceObject::items() const {
   return Value::Map(attributes_.begin(), attributes_.end());
 }
 

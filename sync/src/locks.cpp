@@ -87,6 +87,11 @@ bool LockCore::locked() const {
   return owner_.has_value();
 }
 
+std::size_t LockCore::waiting() const {
+  std::lock_guard lock(mu_);
+  return waiters_.size();
+}
+
 namespace {
 
 Holder calling(std::uint64_t thread) {

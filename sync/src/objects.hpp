@@ -46,7 +46,7 @@ class DictObject {
   Value setdefault(Value key, Value fallback);
   void update(const Value& pairs);
   void clear();
-  Value::Map copy() const;
+  Value copy() const;  // a map on the wire
 
  private:
   using Items = std::list<std::pair<Value, Value>>;
@@ -123,7 +123,7 @@ class NamespaceObject {
   void set(const std::string& name, Value value);
   void del(const std::string& name);
   bool contains(const std::string& name) const;
-  Value::Map items() const;
+  Value items() const;  // a map on the wire
 
  private:
   std::map<std::string, Value> attributes_;
@@ -202,6 +202,7 @@ class LockCore {
   std::size_t release_all(const Holder& who);
   bool held_by(const Holder& who) const;
   bool locked() const;
+  std::size_t waiting() const;
 
  private:
   struct Waiter {
@@ -228,6 +229,8 @@ class LockObject {
   void release(std::uint64_t thread);
   bool locked() const { return core_->locked(); }
   bool is_owned(std::uint64_t thread) const;
+  /// Calls parked in acquire() (for tests and monitoring).
+  Int waiting() const { return static_cast<Int>(core_->waiting()); }
   const std::shared_ptr<LockCore>& core() const { return core_; }
 
  private:
@@ -325,7 +328,7 @@ ZMANAGER_EXPOSE(zmanager::sync::ArrayObject, getitem, setitem, getslice, len, to
 ZMANAGER_EXPOSE(zmanager::sync::NamespaceObject, get, set, del, contains, items)
 ZMANAGER_EXPOSE(zmanager::sync::QueueObject, put, get, put_nowait, get_nowait, qsize, empty, full,
                 maxsize, task_done, join, waiting_getters)
-ZMANAGER_EXPOSE(zmanager::sync::LockObject, acquire, release, locked, is_owned)
+ZMANAGER_EXPOSE(zmanager::sync::LockObject, acquire, release, locked, is_owned, waiting)
 ZMANAGER_EXPOSE(zmanager::sync::SemaphoreObject, acquire, release, get_value)
 ZMANAGER_EXPOSE(zmanager::sync::ConditionObject, acquire, release, wait, notify, notify_all,
                 waiters)

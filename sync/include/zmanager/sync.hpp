@@ -162,7 +162,6 @@ class DictProxy : public detail::BuiltinProxy {
     return call<V>("setdefault", key, fallback);
   }
   void update(const std::map<K, V>& items) const { call("update", items); }
-  void update(const std::vector<std::pair<K, V>>& items) const { call("update", items); }
   void clear() const { call("clear"); }
   std::map<K, V> copy() const { return call<std::map<K, V>>("copy"); }
 };
@@ -252,6 +251,8 @@ class QueueProxy : public detail::BuiltinProxy {
   /// Waits until every item put has been marked done.
   void join() const { call("join"); }
   Future<void> join_async() const { return call_async<void>("join"); }
+  /// How many get() calls wait in the server.
+  std::size_t waiting_getters() const { return call<std::size_t>("waiting_getters"); }
 };
 
 /// The acquire/release half shared by locks and conditions; Lockable (std::lock_guard,
@@ -292,6 +293,8 @@ class LockProxy : public detail::BuiltinProxy, public AcquirerMixin<LockProxy> {
   LockProxy() = default;
   explicit LockProxy(DynamicProxy p) : BuiltinProxy(std::move(p), {"Lock"}) {}
   bool locked() const { return call<bool>("locked"); }
+  /// How many acquire() calls wait for it.
+  std::size_t waiting() const { return call<std::size_t>("waiting"); }
 };
 
 /// A shared threading.RLock: re-entrant for the thread that holds it, and only that thread
@@ -365,6 +368,8 @@ class ConditionProxy : public detail::BuiltinProxy, public AcquirerMixin<Conditi
   /// Wakes exactly `n` waiters (all of them, if fewer wait).
   void notify(std::int64_t n = 1) const { call("notify", detail::thread_token(), n); }
   void notify_all() const { call("notify_all", detail::thread_token()); }
+  /// How many wait() calls are parked (for tests and monitoring).
+  std::size_t waiting() const { return call<std::size_t>("waiters"); }
 };
 
 /// A shared threading.Event.
