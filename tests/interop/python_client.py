@@ -143,6 +143,29 @@ def main():
     described = c.call(0, "describe")
     assert "add" in described["types"]["Maths"]
     c.release(holder)
+
+    # The built-in types (protocol.md section 11), which C++ proxies share with this client.
+    d = c.call(0, "create", "dict", [{"a": 1}])
+    q = c.call(0, "create", "Queue", [2])
+    c.call(d.object_id, "setitem", "queue", q)  # a reference stored in a dict stays live
+    c.call(d.object_id, "setitem", "nested", [1, "two", {"three": 3.0}])
+    assert c.call(d.object_id, "getitem", "nested") == [1, "two", {"three": 3.0}]
+    assert c.call(d.object_id, "keys") == ["a", "queue", "nested"]
+    expect_error("KeyError", c.call, d.object_id, "getitem", "missing")
+    inner = c.call(d.object_id, "getitem", "queue")
+    assert inner.object_id == q.object_id and inner.typeid == "Queue"
+    c.call(inner.object_id, "put", "job", True, None)
+    c.call(q.object_id, "put_nowait", "job 2")
+    expect_error("Full", c.call, q.object_id, "put", "job 3", False, 5.0)
+    assert c.call(q.object_id, "get", True, None) == "job"
+    assert c.call(q.object_id, "qsize") == 1
+    lock = c.call(0, "create", "RLock", [])
+    assert c.call(lock.object_id, "acquire", 1, True, None) is True
+    assert c.call(lock.object_id, "acquire", 2, False, None) is False  # another thread token
+    expect_error("RuntimeError", c.call, lock.object_id, "release", 2)
+    c.call(lock.object_id, "release", 1)
+    for ref in (d, q, inner, lock):
+        c.release(ref)
     c.close()
     print("python client: ok")
 

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   zmanager::BaseManager manager(
       {.address = argc > 2 ? argv[2] : "tcp://127.0.0.1:0", .authkey = argv[1]});
   test::register_all(manager);
+  zmanager::register_builtins(manager);  // the built-in types, for clients in other languages
   auto& server = manager.get_server();
   std::cout << server.address() << std::endl;
   server.serve_forever();
