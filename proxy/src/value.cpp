@@ -14,11 +14,13 @@ std::string_view kind_of_index(std::size_t index) {
   return kNames[index];
 }
 
-// Numbers compare by value across int/uint/float, as in Python (1 == 1.0).
+// Numbers compare by value across bool/int/uint/float, as in Python (True == 1 == 1.0): a dict
+// has one key for them, and a list counts them alike.
 bool is_number(const Value::Variant& v) {
-  return v.index() >= 2 && v.index() <= 4;
+  return v.index() >= 1 && v.index() <= 4;
 }
 long double number(const Value::Variant& v) {
+  if (auto* b = std::get_if<bool>(&v)) return *b ? 1 : 0;
   if (auto* i = std::get_if<std::int64_t>(&v)) return static_cast<long double>(*i);
   if (auto* u = std::get_if<std::uint64_t>(&v)) return static_cast<long double>(*u);
   return static_cast<long double>(std::get<double>(v));

@@ -28,7 +28,11 @@ TEST(Value, NumbersCompareAndHashByValueAsInPython) {
   EXPECT_EQ(Value(1), Value(1u));
   EXPECT_EQ(Value(1).hash(), Value(1.0).hash());
   EXPECT_NE(Value(1), Value("1"));
-  EXPECT_NE(Value(true), Value(1)) << "bool is its own kind here";
+  // Python's rule: True == 1 == 1.0, with equal hashes (one dict key), though kinds differ.
+  EXPECT_EQ(Value(true), Value(1));
+  EXPECT_EQ(Value(false), Value(0.0));
+  EXPECT_EQ(Value(true).hash(), Value(1.0).hash());
+  EXPECT_LT(Value(false), Value(0.5));
   std::vector<Value> v{Value("b"), Value(2), Value(), Value("a"), Value(1.5)};
   std::sort(v.begin(), v.end());
   EXPECT_EQ(v, (std::vector<Value>{Value(), Value(1.5), Value(2), Value("a"), Value("b")}));

@@ -1,6 +1,8 @@
 // The wire layer on its own: framing, limits, blobs, authentication proofs.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "zmanager/wire/protocol.hpp"
 #include "zmanager/zmanager.hpp"
 
@@ -96,6 +98,26 @@ TEST(Encoder, SmallBytesStayInline) {
   wire::Encoder enc;
   enc.pack(zmanager::Bytes("abc"));
   EXPECT_TRUE(enc.blobs().empty());
+}
+
+// msgpack-c 4.1 alone would pack 2.0 as the integer 2: a float must stay a float on the wire.
+TEST(Encoder, FloatsWithoutAFractionStayFloats) {
+  wire::Encoder enc;
+  enc.pack(2.0);
+  enc.pack(-0.0);
+  enc.pack(1e16);
+  enc.pack(2.0f);
+  const auto& body = enc.body();
+  ASSERT_EQ(body.size(), 9u + 9u + 9u + 5u);
+  EXPECT_EQ(static_cast<unsigned char>(body.data()[0]), 0xcb);  // float64
+  EXPECT_EQ(static_cast<unsigned char>(body.data()[27]), 0xca);  // float32
+  std::size_t offset = 0;
+  for (double expected : {2.0, -0.0, 1e16}) {
+    auto h = msgpack::unpack(body.data(), body.size(), offset);
+    ASSERT_EQ(h.get().type, msgpack::type::FLOAT64);
+    EXPECT_EQ(h.get().as<double>(), expected);
+  }
+  EXPECT_TRUE(std::signbit(msgpack::unpack(body.data(), body.size(), offset = 9).get().as<double>()));
 }
 
 TEST(Auth, ProofsDependOnKeyLabelAndBothNonces) {

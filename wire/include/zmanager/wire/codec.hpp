@@ -2,6 +2,8 @@
 // frames for large byte buffers, ext types for object references. See docs/protocol.md.
 #pragma once
 
+#include <array>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -10,6 +12,34 @@
 #include <vector>
 
 #include <msgpack.hpp>
+
+// msgpack-c 4.1 packs a float with no fractional part as an integer (2.0 goes out as 2), so a
+// float would arrive as an int in other languages and in zmanager::Value. On zmanager's wire a
+// float stays a float: float64 for double, float32 for float. (Declared before any use, as an
+// explicit specialization must be.)
+namespace zmanager::wire {
+/// msgpack's float encoding: the type byte, then the IEEE bits big-endian.
+template <class Bits>
+std::array<char, 1 + sizeof(Bits)> msgpack_float_bytes(unsigned char type, Bits bits) {
+  std::array<char, 1 + sizeof(Bits)> out{static_cast<char>(type)};
+  for (std::size_t i = 0; i < sizeof(Bits); ++i)
+    out[1 + i] = static_cast<char>(bits >> (8 * (sizeof(Bits) - 1 - i)));
+  return out;
+}
+}  // namespace zmanager::wire
+
+template <>
+inline msgpack::packer<msgpack::sbuffer>& msgpack::packer<msgpack::sbuffer>::pack_double(double d) {
+  auto bytes = zmanager::wire::msgpack_float_bytes(0xcb, std::bit_cast<std::uint64_t>(d));
+  append_buffer(bytes.data(), bytes.size());
+  return *this;
+}
+template <>
+inline msgpack::packer<msgpack::sbuffer>& msgpack::packer<msgpack::sbuffer>::pack_float(float f) {
+  auto bytes = zmanager::wire::msgpack_float_bytes(0xca, std::bit_cast<std::uint32_t>(f));
+  append_buffer(bytes.data(), bytes.size());
+  return *this;
+}
 
 #include "zmanager/bytes.hpp"
 #include "zmanager/errors.hpp"
