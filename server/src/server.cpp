@@ -226,9 +226,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   class RemoteTarget final : public Target {
    public:
     RemoteTarget(std::weak_ptr<Impl> s, std::string routing, OwnerId owner,
-                 std::uint64_t request_id, std::string method, std::string object)
+                 std::shared_ptr<const std::atomic<bool>> session_open, std::uint64_t request_id,
+                 std::string method, std::string object)
         : Target(std::move(s), owner, request_id, std::move(method), std::move(object)),
-          routing_(std::move(routing)) {}
+          routing_(std::move(routing)),
+          session_open_(std::move(session_open)) {}
+    bool caller_alive() const override { return session_open_->load(); }
 
    protected:
     void deliver(Impl& s, wire::Frames frames) override {
@@ -237,6 +240,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
    private:
     std::string routing_;
+    std::shared_ptr<const std::atomic<bool>> session_open_;
   };
 
   class LocalTarget final : public Target {
@@ -338,6 +342,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     OwnerId owner;
     Clock::time_point last_seen;
     std::string name;
+    // Cleared when the session ends; calls it left parked in objects can tell.
+    std::shared_ptr<std::atomic<bool>> open = std::make_shared<std::atomic<bool>>(true);
   };
   struct Handshake {
     wire::Nonce client_nonce;
@@ -528,8 +534,9 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
         reject(routing, request_id, e);
         return;
       }
-      auto target = std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner,
-                                                   request_id, method, std::to_string(object_id));
+      auto target =
+          std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner, session.open,
+                                         request_id, method, std::to_string(object_id));
       dispatch(std::move(in), session.owner, std::move(target), /*local=*/false);
       return;
     }
@@ -623,6 +630,7 @@ void Server::Impl::end_session(const std::string& routing, const char* why) {
   if (it == sessions.end()) return;
   OwnerId owner = it->second.owner;
   std::string name = std::move(it->second.name);
+  it->second.open->store(false);
   sessions.erase(it);
   session_count = sessions.size();
   log::info("session ", owner, " of '", name, "' ended: ", why);

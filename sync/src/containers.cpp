@@ -9,21 +9,16 @@ namespace zmanager::sync {
 namespace {
 
 bool is_number(const Value& v) {
-  return v.holds<std::int64_t>() || v.holds<std::uint64_t>() || v.holds<double>();
+  return v.holds<bool>() || v.holds<std::int64_t>() || v.holds<std::uint64_t>() ||
+         v.holds<double>();
 }
 
-/// Python refuses to hash mutable containers; so does a dict here, so that a key cannot change.
+/// Python refuses to hash a dict. An array is a key as Python's tuple is (the wire has one
+/// sequence type, and a key is a copy on the server, so it cannot change under the dict).
 void check_hashable(const Value& key) {
-  if (key.holds<Value::Array>() || key.holds<Value::Map>())
-    throw TypeError("unhashable type: '" + std::string(key.kind()) + "'");
-}
-
-/// Python's `<` exists between numbers and between values of one kind; sorting anything else is a
-/// TypeError there, and here.
-void check_comparable(const Value& a, const Value& b) {
-  if (a.kind() == b.kind() || (is_number(a) && is_number(b))) return;
-  throw TypeError("'<' not supported between instances of '" + std::string(a.kind()) + "' and '" +
-                  std::string(b.kind()) + "'");
+  if (key.holds<Value::Map>()) throw TypeError("unhashable type: 'dict'");
+  if (key.holds<Value::Array>())
+    for (const auto& e : key.get<Value::Array>()) check_hashable(e);
 }
 
 /// Python's slice bounds: negatives count from the end, then both are clamped to [0, size].
@@ -76,6 +71,12 @@ Value coerce(Kind kind, const Value& v) {
 }
 
 }  // namespace
+
+void check_comparable(const Value& a, const Value& b) {
+  if (a.kind() == b.kind() || (is_number(a) && is_number(b))) return;
+  throw TypeError("'<' not supported between instances of '" + std::string(a.kind()) + "' and '" +
+                  std::string(b.kind()) + "'");
+}
 
 // ---- dict ----
 
@@ -328,11 +329,20 @@ void ValueObject::set(Value v) {
 }
 
 Value ValueObject::fetch_add(const Value& delta) {
+  return add(delta, +1);
+}
+
+// A separate method, not fetch_add(-delta): an unsigned delta has no negative on the client.
+Value ValueObject::fetch_sub(const Value& delta) {
+  return add(delta, -1);
+}
+
+Value ValueObject::add(const Value& delta, int sign) {
   Kind kind = kind_of_typecode(typecode_);
-  if (kind == Kind::kBool) throw TypeError("fetch_add() on a bool Value");
+  if (kind == Kind::kBool) throw TypeError("arithmetic on a bool Value");
   Value old = value_;
   if (kind == Kind::kFloat) {
-    value_ = old.as<double>() + coerce(Kind::kFloat, delta).get<double>();
+    value_ = old.as<double>() + sign * coerce(Kind::kFloat, delta).get<double>();
     return old;
   }
   coerce(Kind::kInt, delta);
@@ -340,10 +350,10 @@ Value ValueObject::fetch_add(const Value& delta) {
     return v.holds<std::int64_t>() ? __int128{v.get<std::int64_t>()}
                                    : __int128{v.get<std::uint64_t>()};
   };
-  __int128 sum = wide(old) + wide(delta);
+  __int128 sum = wide(old) + sign * wide(delta);
   if (sum < std::numeric_limits<std::int64_t>::min() ||
       sum > static_cast<__int128>(std::numeric_limits<std::uint64_t>::max()))
-    throw ValueError("fetch_add() overflows a 64-bit integer");
+    throw ValueError("the result overflows a 64-bit integer");
   value_ = sum < 0 ? Value(static_cast<std::int64_t>(sum)) : Value(static_cast<std::uint64_t>(sum));
   return old;
 }

@@ -19,13 +19,13 @@ bool LockCore::try_acquire(const Holder& who, std::size_t count) {
   return false;
 }
 
-std::uint64_t LockCore::enqueue(const Holder& who, std::size_t count, Grant grant) {
+std::uint64_t LockCore::enqueue(const Holder& who, std::size_t count, Grant grant, Alive alive) {
   Grant now;
   std::uint64_t id;
   {
     std::lock_guard lock(mu_);
     id = ++last_id_;
-    waiters_.emplace(id, Waiter{who, count, std::move(grant)});
+    waiters_.emplace(id, Waiter{who, count, std::move(grant), std::move(alive)});
     if (!owner_) now = hand_to_next_locked();  // freed between a failed try and this call
   }
   if (now) now();
@@ -38,6 +38,8 @@ bool LockCore::cancel(std::uint64_t id) {
 }
 
 LockCore::Grant LockCore::hand_to_next_locked() {
+  // A waiter whose client is gone would hold the lock forever: pass it by.
+  while (!waiters_.empty() && !waiters_.begin()->second.alive()) waiters_.erase(waiters_.begin());
   if (waiters_.empty()) return {};
   auto first = waiters_.begin();
   owner_ = first->second.who;
@@ -105,7 +107,8 @@ Deferred<bool> acquire_core(const std::shared_ptr<LockCore>& core, const Holder&
   if (core->try_acquire(who)) return true;
   if (!waits(limit)) return false;
   auto reply = std::make_shared<Responder<bool>>(defer<bool>());
-  auto id = core->enqueue(who, 1, [reply] { reply->send(true); });
+  auto id = core->enqueue(
+      who, 1, [reply] { reply->send(true); }, [reply] { return reply->caller_alive(); });
   if (limit) {
     // The core outlives this object if a Condition shares it: hold it, not `this`.
     schedule_after(*limit, [core, id, reply] {
@@ -154,8 +157,10 @@ void SemaphoreObject::release(Int n) {
   if (bounded_ && value_ + n > initial_) throw ValueError("Semaphore released too many times");
   value_ += n;
   while (value_ > 0 && !waiters_.empty()) {
+    auto waiter = waiters_.take();
+    if (!waiter.caller_alive()) continue;  // its client is gone: the count stays free
     --value_;
-    waiters_.take().send(true);
+    waiter.send(true);
   }
 }
 
@@ -179,7 +184,9 @@ void ConditionObject::reacquire(Waiter& w, bool result) {
     reply->send(result);
     return;
   }
-  lock_->enqueue(w.who, w.levels, [reply, result] { reply->send(result); });
+  lock_->enqueue(
+      w.who, w.levels, [reply, result] { reply->send(result); },
+      [reply] { return reply->caller_alive(); });
 }
 
 Deferred<bool> ConditionObject::wait(std::uint64_t thread, Seconds timeout) {
@@ -200,9 +207,11 @@ Deferred<bool> ConditionObject::wait(std::uint64_t thread, Seconds timeout) {
 void ConditionObject::notify(std::uint64_t thread, Int n) {
   if (!lock_->held_by(holder(thread))) throw RuntimeError("cannot notify on un-acquired lock");
   if (n < 0) throw ValueError("notify(n): n must be >= 0");
-  for (Int i = 0; i < n && !waiters_.empty(); ++i) {
+  for (Int woken = 0; woken < n && !waiters_.empty();) {
     auto w = waiters_.take();
+    if (!w.reply->caller_alive()) continue;  // exactly n waiters that can still wake
     reacquire(w, true);
+    ++woken;
   }
 }
 

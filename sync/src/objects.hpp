@@ -25,6 +25,10 @@ namespace zmanager::sync {
 using Int = std::int64_t;
 using Seconds = std::optional<double>;
 
+/// Python's `<` exists between numbers (bool included) and between values of one kind; ordering
+/// anything else (a sort, a PriorityQueue) is a TypeError there, and here.
+void check_comparable(const Value& a, const Value& b);
+
 // ---- containers ----
 
 /// Python's dict: insertion-ordered, keys compared and hashed as Python does (1 == 1.0).
@@ -91,11 +95,13 @@ class ValueObject {
   Value get() const { return value_; }
   void set(Value v);
   Value fetch_add(const Value& delta);
+  Value fetch_sub(const Value& delta);
   Value exchange(Value v);
   Value::Array compare_exchange(const Value& expected, Value desired);
   std::string typecode() const { return typecode_; }
 
  private:
+  Value add(const Value& delta, int sign);
   std::string typecode_;
   Value value_;
 };
@@ -184,6 +190,8 @@ struct Holder {
 class LockCore {
  public:
   using Grant = std::function<void()>;
+  /// Whether a queued waiter's caller can still take the lock (its session has not ended).
+  using Alive = std::function<bool()>;
   explicit LockCore(bool reentrant) : reentrant_(reentrant) {}
 
   bool reentrant() const { return reentrant_; }
@@ -192,7 +200,7 @@ class LockCore {
   bool try_acquire(const Holder& who, std::size_t count = 1);
   /// Queues `who`; `grant` runs (outside the mutex) once the lock is handed to it. Returns an
   /// id for cancel().
-  std::uint64_t enqueue(const Holder& who, std::size_t count, Grant grant);
+  std::uint64_t enqueue(const Holder& who, std::size_t count, Grant grant, Alive alive);
   /// Removes a queued waiter; false if it was granted the lock already.
   bool cancel(std::uint64_t id);
   /// Releases one level. Lock: anyone may release a locked Lock (as in Python); RLock: only the
@@ -209,8 +217,9 @@ class LockCore {
     Holder who;
     std::size_t count;
     Grant grant;
+    Alive alive;
   };
-  /// Called with mu_ held and the lock free: hands it to the oldest waiter.
+  /// Called with mu_ held and the lock free: hands it to the oldest waiter still alive.
   Grant hand_to_next_locked();
 
   const bool reentrant_;
@@ -322,8 +331,8 @@ ZMANAGER_EXPOSE(zmanager::sync::DictObject, getitem, setitem, delitem, get, cont
 ZMANAGER_EXPOSE(zmanager::sync::ListObject, getitem, setitem, delitem, getslice, len, append,
                 extend, insert, pop, remove, index, count, contains, reverse, sort, imul, add, mul,
                 to_list)
-ZMANAGER_EXPOSE(zmanager::sync::ValueObject, get, set, fetch_add, exchange, compare_exchange,
-                typecode)
+ZMANAGER_EXPOSE(zmanager::sync::ValueObject, get, set, fetch_add, fetch_sub, exchange,
+                compare_exchange, typecode)
 ZMANAGER_EXPOSE(zmanager::sync::ArrayObject, getitem, setitem, getslice, len, to_list, typecode)
 ZMANAGER_EXPOSE(zmanager::sync::NamespaceObject, get, set, del, contains, items)
 ZMANAGER_EXPOSE(zmanager::sync::QueueObject, put, get, put_nowait, get_nowait, qsize, empty, full,

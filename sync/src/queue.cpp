@@ -12,6 +12,8 @@ bool QueueObject::full() const {
 }
 
 void QueueObject::push(Value item) {
+  // Python's heapq compares the new item on its way up: one of another kind is a TypeError.
+  if (order_ == Order::kPriority && !items_.empty()) check_comparable(items_.front(), item);
   ++unfinished_;
   items_.push_back(std::move(item));
   // Python's heapq on a list, which orders by `<`: the smallest item comes out first.
@@ -43,6 +45,7 @@ void QueueObject::hand_over() {
     moved = false;
     while (!items_.empty() && !getters_.empty()) {
       auto reply = getters_.take();
+      if (!reply.caller_alive()) continue;  // the item would be lost with the reply
       reply.send(pop());
       moved = true;
     }
@@ -56,7 +59,8 @@ void QueueObject::hand_over() {
 }
 
 Deferred<void> QueueObject::put(Value item, bool block, Seconds timeout) {
-  auto limit = queue_wait_limit(block, timeout);
+  // Python checks put()'s timeout only on a bounded queue, where put() can wait at all.
+  auto limit = maxsize_ > 0 ? queue_wait_limit(block, timeout) : WaitLimit{};
   if (!full()) {
     push(std::move(item));
     hand_over();

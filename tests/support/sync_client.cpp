@@ -4,6 +4,7 @@
 //   zmanager_sync_client ADDRESS AUTHKEY COMMAND [ARGS]
 #include <atomic>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <thread>
 #include <vector>
@@ -33,6 +34,41 @@ int get_many(SyncManager& m, int n) {
   std::vector<zmanager::Future<std::int64_t>> gets;
   for (int i = 0; i < n; ++i) gets.push_back(queue.get_async(true, 60s));
   for (auto& f : gets) std::cout << "got " << f.get() << '\n';
+  return 0;
+}
+
+// Leaves a call parked on the server and exits (a clean exit: the session ends at once): a get
+// on "queue", an acquire on "lock" or "semaphore", or a wait on "cond".
+int park_then_exit(SyncManager& m, const std::string& what) {
+  std::function<std::size_t()> parked;
+  std::shared_ptr<void> abandoned;
+  auto keep = [&](auto future) {
+    abandoned = std::make_shared<decltype(future)>(std::move(future));
+  };
+  if (what == "queue") {
+    auto queue = object<zmanager::QueueProxy<std::int64_t>>(m, "queue");
+    keep(queue.get_async(true, 60s));
+    parked = [queue] { return queue.waiting_getters(); };
+  } else if (what == "lock") {
+    auto lock = object<zmanager::LockProxy>(m, "lock");
+    keep(lock.acquire_async(true, 60s));
+    parked = [lock] { return lock.waiting(); };
+  } else if (what == "semaphore") {
+    auto sem = object<zmanager::SemaphoreProxy>(m, "semaphore");
+    keep(sem.acquire_async(true, 60s));
+    parked = [] { return std::size_t{1}; };  // acquire_async is answered or parked in order
+    sem.get_value();                         // a later call on the same connection: it has run
+  } else if (what == "cond") {
+    auto cond = object<zmanager::ConditionProxy>(m, "cond");
+    cond.acquire();
+    keep(cond.dynamic().call_async<bool>("wait", zmanager::detail::thread_token(), 60.0));
+    parked = [cond] { return cond.waiting(); };
+  } else {
+    std::cerr << "nothing to park on: " << what << '\n';
+    return 2;
+  }
+  for (int i = 0; i < 10000 && parked() == 0; ++i) std::this_thread::sleep_for(1ms);
+  std::cout << "parked " << parked() << std::endl;
   return 0;
 }
 
@@ -125,6 +161,7 @@ int main(int argc, char** argv) {
   try {
     auto m = connect(address, authkey);
     if (command == "get-many") return get_many(*m, std::stoi(args.at(0)));
+    if (command == "park-then-exit") return park_then_exit(*m, args.at(0));
     if (command == "queue-worker") return queue_worker(*m);
     if (command == "release") return release(*m, args.at(0));
     if (command == "acquire-many") return acquire_many(*m, address, authkey, std::stoi(args.at(0)));

@@ -60,20 +60,43 @@ TEST_F(Containers, DictErrorsAreKeyErrorNamingTheKey) {
   EXPECT_NE(error_of<zmanager::KeyError>([&] { d.popitem(); }).find("dictionary is empty"),
             std::string::npos);
   auto any = m().dict();
-  // A list cannot be a key: Python's "unhashable type".
+  // A dict cannot be a key: Python's "unhashable type". An array can, as a tuple can.
   EXPECT_NE(error_of<zmanager::TypeError>([&] {
-              any.set(V(V::Array{1, 2}), 3);
-            }).find("unhashable type: 'list'"),
+              any.set(V(V::Map{{"k", 1}}), 3);
+            }).find("unhashable type: 'dict'"),
             std::string::npos);
   EXPECT_EQ(any.size(), 0u);
+  any.set(V(V::Array{1, 2}), 3);
+  EXPECT_EQ(any.get(V(V::Array{1, 2})).as<int>(), 3);
 }
 
 TEST_F(Containers, EqualNumbersAreOneKeyAsInPython) {
   auto d = m().dict();
   d.set(1, "int");
   d.set(1.0, "float");
+  d.set(true, "bool");  // True == 1 == 1.0
   EXPECT_EQ(d.size(), 1u);
-  EXPECT_EQ(d.get(1).as<std::string>(), "float");
+  EXPECT_EQ(d.get(1).as<std::string>(), "bool");
+  EXPECT_EQ(d.get(2.0, "none").as<std::string>(), "none");
+  d.set(2.0, "two");
+  EXPECT_EQ(d.keys()[1].kind(), "float");  // 2.0 stays a float on the wire and in the dict
+  auto l = m().list();
+  l.extend({1, true, 1.0, "a"});
+  EXPECT_EQ(l.count(1), 3u);
+  l.remove(true);  // the first equal item: the 1
+  EXPECT_EQ(l.get(0).kind(), "bool");
+  auto mixed = m().list();
+  mixed.extend({2, true, 1.5, 0});
+  mixed.sort();
+  EXPECT_EQ(mixed.to_vector(), (std::vector<V>{0, true, 1.5, 2}));
+}
+
+TEST_F(Containers, DictsKeepTheOrderKeysWereGiven) {
+  auto d = m().dict<std::string, int>({{"k", 1}, {"j", 2}});
+  d.update({{"q", 0}, {"b", 0}});
+  EXPECT_EQ(d.keys(), (std::vector<std::string>{"k", "j", "q", "b"}));
+  d.update(std::map<std::string, int>{{"a", 5}});
+  EXPECT_EQ(d.get("a"), 5);
 }
 
 TEST_F(Containers, ATypedReadOfAnotherTypeIsATypeErrorNamingBoth) {
@@ -228,6 +251,9 @@ TEST_F(Containers, ValueGetSetAndAtomicReadModifyWrite) {
   EXPECT_EQ(n.exchange(8), 7);
   EXPECT_EQ(n.fetch_sub(3), 8);
   EXPECT_EQ(n.get(), 5);
+  auto u = m().Value<std::uint64_t>(5);
+  EXPECT_EQ(u.fetch_sub(1), 5u);  // an unsigned delta, not the sum with 2^64 - 1
+  EXPECT_EQ(u.get(), 4u);
   // An int Value refuses a float, as ctypes' c_long does.
   EXPECT_THROW(n.dynamic().call<void>("set", 1.5), zmanager::TypeError);
   EXPECT_EQ(n.get(), 5);

@@ -279,6 +279,40 @@ TEST_F(Locks, AFailingBarrierActionBreaksTheBarrier) {
   EXPECT_THROW(m().Barrier(0), zmanager::ValueError);
 }
 
+TEST_F(Locks, WaitersOfAClientThatExitedAreNeverGrantedAnything) {
+  auto sessions = m().stats().sessions;
+  auto lock = m().Lock();
+  auto sem = m().Semaphore(0);
+  auto cond = m().Condition();
+  objects()["lock"] = zmanager::Value(lock);
+  objects()["semaphore"] = zmanager::Value(sem);
+  objects()["cond"] = zmanager::Value(cond);
+  lock.acquire();
+  for (const char* what : {"lock", "semaphore", "cond"}) {
+    auto gone = client({"park-then-exit", what});
+    EXPECT_EQ(gone.read_line(), "parked 1") << what;
+    EXPECT_EQ(gone.wait(), 0);
+  }
+  ASSERT_TRUE(eventually([&] { return m().stats().sessions == sessions; }));
+  lock.release();
+  EXPECT_FALSE(lock.locked());  // not handed to the acquire whose client is gone
+  sem.release();
+  EXPECT_EQ(sem.get_value(), 1);
+  // notify(1) wakes a live waiter, not the one whose client is gone.
+  std::atomic<bool> woke{false};
+  std::thread live([&] {
+    std::lock_guard hold(cond);
+    woke = cond.wait(30s);
+  });
+  ASSERT_TRUE(eventually([&] { return cond.waiting() == 2; }));
+  {
+    std::lock_guard hold(cond);
+    cond.notify(1);
+  }
+  live.join();
+  EXPECT_TRUE(woke);
+}
+
 TEST_F(Locks, TwoHundredClientsWaitingOnALockDoNotStopOtherCalls) {
   auto lock = m().Lock();
   lock.acquire();

@@ -23,6 +23,10 @@ TEST_F(Queues, FifoLifoAndPriorityOrder) {
   EXPECT_EQ(lifo.get(), 2);
   EXPECT_EQ(prio.get(), (std::pair<int, std::string>{1, "job 1"}));  // lowest first
   EXPECT_EQ(prio.get().first, 2);
+  auto mixed = m().PriorityQueue();
+  mixed.put(1);
+  EXPECT_THROW(mixed.put("a"), zmanager::TypeError);  // as heapq: no order between int and str
+  EXPECT_EQ(mixed.qsize(), 1u);
 }
 
 TEST_F(Queues, QsizeEmptyAndFull) {
@@ -63,6 +67,10 @@ TEST_F(Queues, TimeoutsFailAfterAboutThatLong) {
   EXPECT_LT(put_wait, 5s);
   EXPECT_EQ(q.qsize(), 1u);                              // the timed-out put left nothing behind
   EXPECT_THROW(q.get(true, -1s), zmanager::ValueError);  // Python: non-negative timeouts only
+  EXPECT_THROW(q.put(3, true, -1s), zmanager::ValueError);
+  auto unbounded = m().Queue<int>();
+  unbounded.put(1, true, -1s);  // Python checks it only where put() can wait
+  EXPECT_EQ(unbounded.get(), 1);
 }
 
 TEST_F(Queues, ATimedOutWaiterIsRemoved) {
@@ -151,6 +159,19 @@ TEST_F(Queues, AThousandWaitersOnOneQueueEachGetExactlyOneItem) {
   for (auto v : received) EXPECT_EQ(v, expected++);  // each item exactly once
   EXPECT_EQ(q.qsize(), 0u);
   EXPECT_EQ(q.waiting_getters(), 0u);
+}
+
+TEST_F(Queues, AGetLeftByAClientThatExitedDoesNotSwallowAnItem) {
+  auto q = m().Queue<std::int64_t>();
+  objects()["queue"] = zmanager::Value(q);
+  auto sessions = m().stats().sessions;
+  auto gone = client({"park-then-exit", "queue"});
+  EXPECT_EQ(gone.read_line(), "parked 1");
+  EXPECT_EQ(gone.wait(), 0);
+  ASSERT_TRUE(eventually([&] { return m().stats().sessions == sessions; }));
+  q.put(42);
+  EXPECT_EQ(q.qsize(), 1u);  // not handed to the waiter whose session ended
+  EXPECT_EQ(q.get(false), 42);
 }
 
 TEST_F(Queues, ItemsMayBeAnyValueIncludingProxies) {

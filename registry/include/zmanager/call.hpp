@@ -30,6 +30,8 @@ class ReplyTarget {
   /// Who made the call: the client session's id, or an internal owner for calls made by objects
   /// inside the server. Lock ownership is recorded against it.
   virtual std::uint64_t caller() const = 0;
+  /// False once the caller's session has ended: a reply would reach nobody.
+  virtual bool caller_alive() const { return true; }
 };
 
 template <class T>
@@ -56,6 +58,9 @@ class Responder {
   ~Responder() { drop(); }
 
   bool pending() const noexcept { return target_ != nullptr; }
+  /// Whether the caller can still receive the reply (its session has not ended). A waiter whose
+  /// caller is gone should not be handed anything: it would be lost with the reply.
+  bool caller_alive() const { return target_ && target_->caller_alive(); }
 
   template <class U = T>
   requires(!std::is_void_v<U>) void send(const U& value) {

@@ -161,7 +161,12 @@ class DictProxy : public detail::BuiltinProxy {
   V setdefault(const K& key, const V& fallback) const {
     return call<V>("setdefault", key, fallback);
   }
-  void update(const std::map<K, V>& items) const { call("update", items); }
+  /// In the order given, as Python's update with a list of pairs: `d.update({{"x", 1}})`.
+  void update(const std::vector<std::pair<K, V>>& items) const { call("update", items); }
+  /// From a std::map, std::unordered_map or any msgpack map.
+  template <class Map>
+  requires requires { typename Map::mapped_type; }
+  void update(const Map& items) const { call("update", items); }
   void clear() const { call("clear"); }
   std::map<K, V> copy() const { return call<std::map<K, V>>("copy"); }
 };
@@ -419,7 +424,7 @@ class ValueProxy : public detail::BuiltinProxy {
   void set(const T& value) const { call("set", value); }
   /// Adds `delta` and returns the value before.
   T fetch_add(const T& delta) const { return call<T>("fetch_add", delta); }
-  T fetch_sub(const T& delta) const { return call<T>("fetch_add", -delta); }
+  T fetch_sub(const T& delta) const { return call<T>("fetch_sub", delta); }
   /// Stores `value` and returns the value before.
   T exchange(const T& value) const { return call<T>("exchange", value); }
   /// std::atomic's: stores `desired` if the value equals `expected`; otherwise loads the value
@@ -484,8 +489,15 @@ class SyncManager : public BaseManager {
   /// Register it before start() or serve_forever(); it runs under the barrier's monitor.
   void register_action(std::string name, std::function<void()> action);
 
+  /// Keys keep the order given, as in Python.
   template <class K = zmanager::Value, class V = zmanager::Value>
-  DictProxy<K, V> dict(const std::map<K, V>& initial = {}) {
+  DictProxy<K, V> dict(const std::vector<std::pair<K, V>>& initial = {}) {
+    return DictProxy<K, V>(create_dynamic("dict", initial));
+  }
+  /// From a std::map, std::unordered_map or any msgpack map.
+  template <class K = zmanager::Value, class V = zmanager::Value, class Map>
+  requires requires { typename Map::mapped_type; }
+  DictProxy<K, V> dict(const Map& initial) {
     return DictProxy<K, V>(create_dynamic("dict", initial));
   }
   template <class T = zmanager::Value>
