@@ -109,7 +109,7 @@ TEST(Encoder, FloatsWithoutAFractionStayFloats) {
   enc.pack(2.0f);
   const auto& body = enc.body();
   ASSERT_EQ(body.size(), 9u + 9u + 9u + 5u);
-  EXPECT_EQ(static_cast<unsigned char>(body.data()[0]), 0xcb);  // float64
+  EXPECT_EQ(static_cast<unsigned char>(body.data()[0]), 0xcb);   // float64
   EXPECT_EQ(static_cast<unsigned char>(body.data()[27]), 0xca);  // float32
   std::size_t offset = 0;
   for (double expected : {2.0, -0.0, 1e16}) {
@@ -117,7 +117,8 @@ TEST(Encoder, FloatsWithoutAFractionStayFloats) {
     ASSERT_EQ(h.get().type, msgpack::type::FLOAT64);
     EXPECT_EQ(h.get().as<double>(), expected);
   }
-  EXPECT_TRUE(std::signbit(msgpack::unpack(body.data(), body.size(), offset = 9).get().as<double>()));
+  EXPECT_TRUE(
+      std::signbit(msgpack::unpack(body.data(), body.size(), offset = 9).get().as<double>()));
 }
 
 TEST(Auth, ProofsDependOnKeyLabelAndBothNonces) {
