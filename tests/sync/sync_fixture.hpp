@@ -39,7 +39,8 @@ namespace test {
 class SyncTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    manager_ = new zmanager::SyncManager();
+    // Two worker threads: the tests park hundreds of calls at once, which must cost no thread.
+    manager_ = new zmanager::SyncManager({.threads = 2});
     manager_->register_shared_dict("objects");
     manager_->register_type<TripCounter>("TripCounter");
     manager_->register_action("count_trip", [] { ++TripCounter::trips(); });
