@@ -51,7 +51,14 @@ bool CallState::ready() const {
 wire::Payload CallState::take() {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return done_; });
-  if (error_) std::rethrow_exception(error_);
+  if (error_) {
+    // Taken out, so that the caller's thread holds the last reference to the exception and
+    // destroys it, not whichever thread drops this state last.
+    auto error = std::move(error_);
+    error_ = nullptr;
+    lock.unlock();
+    std::rethrow_exception(std::move(error));
+  }
   if (!payload_) throw Error("the result of this call was already taken");
   wire::Payload p = std::move(*payload_);
   payload_.reset();

@@ -61,7 +61,9 @@ class Connection final : public detail::Channel {
   void run();
   void drain_queue();
   void handle(std::shared_ptr<wire::Inbound> in);
-  void fail_all(std::exception_ptr error);
+  /// Fails every pending call, each with its own exception from `make_error` (an exception
+  /// object is never shared between the threads that will catch it), and later calls alike.
+  void fail_all(std::function<std::exception_ptr()> make_error);
   void enqueue(Outgoing out);
 
   std::string address_;
@@ -73,7 +75,7 @@ class Connection final : public detail::Channel {
   std::mutex mu_;  // guards queue_, closing_, broken_
   std::vector<Outgoing> queue_;
   bool closing_ = false;
-  std::exception_ptr broken_;
+  std::function<std::exception_ptr()> broken_;  // makes the error of a broken connection
 
   // Owned by the I/O thread.
   std::unordered_map<std::uint64_t, std::shared_ptr<detail::CallState>> pending_;
@@ -174,7 +176,7 @@ void Connection::enqueue(Outgoing out) {
     std::lock_guard lock(mu_);
     if (broken_ || closing_) {
       if (out.state)
-        out.state->fail(broken_ ? broken_
+        out.state->fail(broken_ ? broken_()
                                 : std::make_exception_ptr(ConnectionError("connection closed")));
       return;
     }
@@ -249,18 +251,17 @@ void Connection::handle(std::shared_ptr<wire::Inbound> in) {
     case Op::kError: {
       std::uint64_t id = wire::as_u64(in->field(1), "request id");
       auto error = read_error(*in);
-      auto ep = as_exception([&] { error.raise(); });
       if (id == 0) {
         log::warn("server at ", address_, " reported: ", error.type, ": ", error.message);
         if (error.kind == wire::kind::kNoSession || error.kind == wire::kind::kShutdown)
-          fail_all(ep);
+          fail_all([error] { return as_exception([&] { error.raise(); }); });
         return;
       }
       auto it = pending_.find(id);
       if (it == pending_.end()) return;
       auto state = std::move(it->second);
       pending_.erase(it);
-      state->fail(ep);
+      state->fail(as_exception([&] { error.raise(); }));
       return;
     }
     case Op::kPong:
@@ -270,14 +271,14 @@ void Connection::handle(std::shared_ptr<wire::Inbound> in) {
   }
 }
 
-void Connection::fail_all(std::exception_ptr error) {
+void Connection::fail_all(std::function<std::exception_ptr()> make_error) {
   {
     std::lock_guard lock(mu_);
-    if (!broken_) broken_ = error;
+    if (!broken_) broken_ = make_error;
   }
   auto pending = std::move(pending_);
   pending_.clear();
-  for (auto& [id, state] : pending) state->fail(error);
+  for (auto& [id, state] : pending) state->fail(make_error());
 }
 
 void Connection::run() {
@@ -310,12 +311,14 @@ void Connection::run() {
       enc.packer().pack(static_cast<std::uint8_t>(Op::kBye));
       auto frames = wire::to_frames(enc);
       wire::send_frames(socket_, frames);
-      fail_all(std::make_exception_ptr(ConnectionError("connection closed")));
+      fail_all([] { return std::make_exception_ptr(ConnectionError("connection closed")); });
       return;
     }
     if (now - last_heard_ > ttl_ && !pending_.empty()) {
-      fail_all(std::make_exception_ptr(ConnectionError(
-          "the server at '" + address_ + "' stopped answering (no reply within the session ttl)")));
+      fail_all([message = "the server at '" + address_ +
+                          "' stopped answering (no reply within the session ttl)"] {
+        return std::make_exception_ptr(ConnectionError(message));
+      });
     }
     if (now >= last_ping_ + heartbeat_) {
       wire::Encoder enc;

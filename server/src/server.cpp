@@ -254,22 +254,22 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     // The same bytes a remote client would get, so that local and remote callers decode alike.
     void deliver(Impl& s, wire::Frames frames) override {
       if (!state_) return;
+      // The error is handed over after its catch block has ended, so that this thread keeps no
+      // reference to an exception the caller's thread will own (and destroy).
+      std::exception_ptr error;
       try {
         auto in = wire::Inbound::parse(std::move(frames), s.limits);
         if (in->op() == Op::kReply) {
           state_->complete(in->payload(2, 3));
-        } else {
-          wire::WireError e;
-          in->field(2).convert(e);
-          try {
-            e.raise();
-          } catch (...) {
-            state_->fail(std::current_exception());
-          }
+          return;
         }
+        wire::WireError e;
+        in->field(2).convert(e);
+        e.raise();
       } catch (...) {
-        state_->fail(std::current_exception());
+        error = std::current_exception();
       }
+      state_->fail(std::move(error));
     }
 
    private:
