@@ -231,7 +231,8 @@ int run(Args a) {
   std::string split;
   std::int64_t sum_done = 0;
   for (auto& [id, n] : per_worker) {
-    split += (split.empty() ? "" : "+") + std::to_string(n);
+    if (!split.empty()) split += '+';
+    split += std::to_string(n);
     sum_done += n;
   }
   check(static_cast<std::int64_t>(per_worker.size()) == a.workers && sum_done == a.tasks,
