@@ -1,0 +1,244 @@
+#!/usr/bin/python3
+"""The side-by-side benchmark: runs every scenario for zmanager and its baselines (Python's
+SyncManager, raw ZeroMQ, a raw Unix socket) in one invocation, alternating, several times, and
+reports medians, spreads and the ratios the project's targets are stated in.
+
+    bench/run.py --build-dir build [--reps 3] [--seconds 0.5] [--out docs/performance.md]
+
+Each benchmark program runs one scenario per invocation and prints one JSON line (see
+bench/README.md). Absolute numbers on a shared 2-core machine drift; the ratios, measured in the
+same run with the order of implementations rotated between repetitions, are what to read."""
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON = "/usr/bin/python3"  # Debian's, with the packages the baseline needs
+
+
+def programs(build_dir):
+    bench = os.path.join(build_dir, "bench")
+    return {
+        "zmanager": [os.path.join(bench, "bench_zmanager")],
+        "python": [PYTHON, os.path.join(HERE, "python_bench.py")],
+        "zmq": [os.path.join(bench, "bench_zmq_floor")],
+        "unix": [os.path.join(bench, "bench_unix_floor")],
+    }
+
+
+# Runs: (key, scenario, extra arguments, implementations, heavy). A heavy run is slow for some
+# implementation (a million dict entries, a thousand Python threads) and is repeated less.
+RUNS = [
+    ("sync_add", "sync_add", [], ["zmanager", "python", "zmq", "unix"], False),
+    ("pipelined_add_w64", "pipelined_add", ["--window", "64"], ["zmanager", "python", "zmq", "unix"], False),
+    ("pipelined_add_w256", "pipelined_add", ["--window", "256"], ["zmanager", "zmq", "unix"], False),
+    ("dict_set", "dict_set", [], ["zmanager", "python", "zmq"], False),
+    ("dict_get", "dict_get", [], ["zmanager", "python", "zmq"], False),
+    ("queue_64B", "queue_64B", [], ["zmanager", "python"], False),
+    # A producer and consumer that keep 64 puts and gets in flight: what zmanager's pipelining
+    # is for (Python's proxies cannot).
+    ("queue_64B_w64", "queue_64B", ["--window", "64"], ["zmanager"], False),
+    ("lock_pair", "lock_pair", [], ["zmanager", "python", "zmq"], False),
+    ("clients2_sync_add", "clients_sync_add", ["--clients", "2"], ["zmanager", "python", "zmq", "unix"], False),
+    ("clients4_sync_add", "clients_sync_add", ["--clients", "4"], ["zmanager", "python", "zmq", "unix"], False),
+    ("clients8_sync_add", "clients_sync_add", ["--clients", "8"], ["zmanager", "python", "zmq", "unix"], False),
+    ("clients8_window16_add", "clients_window_add", ["--clients", "8", "--window", "16"], ["zmanager", "zmq"], False),
+    ("queue_1MiB", "queue_1MiB", [], ["zmanager", "python"], False),
+    ("parked_waiters", "parked_waiters", [], ["zmanager", "python"], True),
+    ("dict_1M_rss", "dict_1M_rss", [], ["zmanager", "python"], True),
+]
+
+# The issue's targets: (label, key, impl, baseline key, baseline impl, comparison, bound, field).
+# "ge": zmanager/baseline >= bound; "le": <= bound. field: which number of the result.
+TARGETS = [
+    ("sync add, 1 client", "sync_add", "zmq", "sync_add", "ge", 0.85, "value"),
+    ("sync add vs Python (reported)", "sync_add", "python", "sync_add", None, None, "value"),
+    ("pipelined add, 64 in flight, vs Python sync", "pipelined_add_w64", "python", "sync_add", "ge", 20, "value"),
+    ("pipelined add, 64 in flight, vs raw ZeroMQ", "pipelined_add_w64", "zmq", "pipelined_add_w64", "ge", 0.5, "value"),
+    ("pipelined add, 256 in flight, vs Python sync", "pipelined_add_w256", "python", "sync_add", "ge", 20, "value"),
+    ("pipelined add, 256 in flight, vs raw ZeroMQ", "pipelined_add_w256", "zmq", "pipelined_add_w256", "ge", 0.5, "value"),
+    ("dict set vs raw ZeroMQ round trip", "dict_set", "zmq", "dict_set", "ge", 0.85, "value"),
+    ("dict set vs Python (reported)", "dict_set", "python", "dict_set", None, None, "value"),
+    ("dict get vs raw ZeroMQ round trip", "dict_get", "zmq", "dict_get", "ge", 0.85, "value"),
+    ("dict get vs Python (reported)", "dict_get", "python", "dict_get", None, None, "value"),
+    ("queue put→get, 64 B, two processes, one at a time, vs Python", "queue_64B", "python", "queue_64B", None, None, "value"),
+    ("queue put→get, 64 B, two processes, 64 in flight, vs Python", "queue_64B_w64", "python", "queue_64B", "ge", 10, "value"),
+    ("lock acquire+release vs two raw ZeroMQ round trips", "lock_pair", "zmq", "lock_pair", "ge", 0.85, "value"),
+    ("8 clients sync add vs raw ZeroMQ, 8 clients", "clients8_sync_add", "zmq", "clients8_sync_add", "ge", 0.85, "value"),
+    ("8 clients × 16 in flight vs Python, 8 processes", "clients8_window16_add", "python", "clients8_sync_add", "ge", 5, "value"),
+    ("1 MiB items through a queue vs Python", "queue_1MiB", "python", "queue_1MiB", "ge", 3, "value"),
+    ("1,000 parked waiters: KiB per waiter (absolute)", "parked_waiters", None, None, "le", 2.0, "value"),
+    ("1,000 parked waiters: put→get latency with / without", "parked_waiters", None, None, "le", 1.5, "latency_ratio"),
+    ("dict of 1,000,000 int→int: server RSS vs Python's", "dict_1M_rss", "python", "dict_1M_rss", "le", 0.5, "value"),
+]
+
+
+def run_one(cmd, scenario, extra, seconds, timeout):
+    argv = cmd + ["--scenario", scenario, "--seconds", str(seconds)] + extra
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": "timed out after %d s" % timeout}
+    except OSError as e:
+        return {"error": str(e)}
+    for line in reversed(out.stdout.splitlines()):
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue
+        if out.returncode != 0:
+            result["error"] = "exit %d" % out.returncode
+        return result
+    return {"error": "exit %d: %s" % (out.returncode, out.stderr.strip()[-300:])}
+
+
+def fmt(v):
+    if v is None:
+        return "—"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build-dir", default="build")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=0.5)
+    ap.add_argument("--out", default=os.path.join(HERE, "..", "docs", "performance.md"))
+    ap.add_argument("--chart", default=os.path.join(HERE, "..", "docs", "performance.png"))
+    ap.add_argument("--only", help="comma-separated run keys")
+    args = ap.parse_args()
+    progs = programs(args.build_dir)
+    runs = [r for r in RUNS if not args.only or r[0] in args.only.split(",")]
+
+    results = {}  # (key, impl) -> list of result dicts
+    for rep in range(args.reps):
+        for key, scenario, extra, impls, heavy in runs:
+            if heavy and rep > 0:
+                continue
+            shift = rep % len(impls)  # rotate who goes first, so drift spreads evenly
+            for impl in impls[shift:] + impls[:shift]:
+                r = run_one(progs[impl], scenario, extra, args.seconds, 120 if heavy else 60)
+                results.setdefault((key, impl), []).append(r)
+                status = r.get("error") or ("unsupported" if r.get("unsupported") else fmt(r.get("value")))
+                print(f"  rep {rep + 1}/{args.reps} {key:24} {impl:9} {status}", file=sys.stderr, flush=True)
+
+    def values(key, impl, field="value"):
+        return [r[field] for r in results.get((key, impl), []) if field in r and "error" not in r]
+
+    def median(key, impl, field="value"):
+        v = values(key, impl, field)
+        return statistics.median(v) if v else None
+
+    def spread(key, impl, field="value"):
+        v = values(key, impl, field)
+        return (min(v), max(v)) if v else None
+
+    # The raw table: every run, every implementation.
+    impls_all = ["zmanager", "python", "zmq", "unix"]
+    raw = ["| run | unit | " + " | ".join(impls_all) + " |", "|---|---|" + "---:|" * len(impls_all)]
+    for key, scenario, extra, impls, heavy in runs:
+        unit = next((r.get("unit") for rs in (results.get((key, i), []) for i in impls) for r in rs if r.get("unit")), "")
+        cells = []
+        for impl in impls_all:
+            m = median(key, impl)
+            s = spread(key, impl)
+            if m is None:
+                errs = [r.get("error") for r in results.get((key, impl), []) if r.get("error")]
+                cells.append("error" if errs else "")
+            else:
+                cells.append(fmt(m) + (f" ({fmt(s[0])}–{fmt(s[1])})" if s and s[0] != s[1] else ""))
+        raw.append(f"| {key} | {unit} | " + " | ".join(cells) + " |")
+
+    # The targets: ratio of zmanager to its baseline, met or not.
+    tgt = ["| target | zmanager | baseline | ratio | wanted | met |", "|---|---:|---:|---:|---:|:---:|"]
+    for label, key, bimpl, bkey, cmp, bound, field in TARGETS:
+        z = median(key, "zmanager", field)
+        if bimpl:
+            b = median(bkey, bimpl, field)
+            ratio = z / b if z is not None and b else None
+            base = f"{fmt(b)} ({bimpl})" if b is not None else "—"
+        else:
+            b, ratio, base = None, z, "—"
+        if cmp is None or ratio is None:
+            met = "" if cmp is None else "?"
+        else:
+            met = "yes" if (ratio >= bound if cmp == "ge" else ratio <= bound) else "**no**"
+        wanted = "" if cmp is None else ("≥ " if cmp == "ge" else "≤ ") + fmt(bound) + ("×" if bimpl else "")
+        tgt.append(f"| {label} | {fmt(z)} | {base} | {fmt(ratio)}{'×' if bimpl and ratio is not None else ''} | {wanted} | {met} |")
+
+    print("\n".join(tgt))
+    print()
+    print("\n".join(raw))
+
+    machine = f"{platform.node()}: {os.cpu_count()} CPUs, Linux {platform.release()}"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+        machine += f", {model}"
+    except OSError:
+        pass
+    chart_note = draw_chart(args.chart, median) if args.chart else "no chart requested"
+    notes_path = os.path.join(HERE, "performance_notes.md")
+    notes = open(notes_path).read() if os.path.exists(notes_path) else ""
+    with open(args.out, "w") as f:
+        f.write("# Performance: zmanager side by side with Python's managers and the transport floor\n\n")
+        f.write("Generated by `./scripts/bench` (bench/run.py) on "
+                f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {machine}; "
+                f"{args.reps} repetitions of {args.seconds} s per run (heavy runs once), medians with "
+                "(min–max) spreads, implementations alternating. Absolute numbers on this shared machine "
+                "drift from run to run; the ratios are measured within one run.\n\n")
+        f.write("## Targets (issue 4)\n\n" + "\n".join(tgt) + "\n\n")
+        f.write("## Every run\n\n" + "\n".join(raw) + "\n\n")
+        f.write(f"![calls/s against calls in flight and client processes]({os.path.basename(args.chart)})\n\n"
+                if chart_note is None else f"Chart: {chart_note}\n\n")
+        f.write(notes)
+    print(f"\nwrote {os.path.relpath(args.out)}" + (f" and {os.path.relpath(args.chart)}" if chart_note is None else ""))
+
+
+def draw_chart(path, median):
+    """calls/s against calls in flight and against client processes; None when drawn."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (scripts/setup --bench installs python3-matplotlib)"
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for impl, style in (("zmanager", "o-"), ("python", "s--"), ("zmq", "^-."), ("unix", "d:")):
+        xs, ys = [], []
+        for window, key in ((1, "sync_add"), (64, "pipelined_add_w64"), (256, "pipelined_add_w256")):
+            v = median(key, impl)
+            if v is not None:
+                xs.append(window), ys.append(v)
+        if xs:
+            a.plot(xs, ys, style, label=impl)
+        xs, ys = [], []
+        for n, key in ((1, "sync_add"), (2, "clients2_sync_add"), (4, "clients4_sync_add"), (8, "clients8_sync_add")):
+            v = median(key, impl)
+            if v is not None:
+                xs.append(n), ys.append(v)
+        if xs:
+            b.plot(xs, ys, style, label=impl)
+    a.set(xscale="log", yscale="log", xlabel="calls in flight (1 client)", ylabel="calls/s",
+          title="pipelining")
+    b.set(yscale="log", xlabel="client processes (synchronous calls)", ylabel="calls/s (aggregate)",
+          title="client processes")
+    for ax in (a, b):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,730 @@
+// The same-host physical floor of the benchmark (bench/README.md): a blocking AF_UNIX stream
+// ping-pong between two processes, each message a 4-byte length and a 20-byte payload. No
+// messaging library and no object layer: what a round trip costs when only the kernel is in the
+// way. The echo server runs in a child process; the socket's name in /tmp exists only until the
+// clients have connected.
+//   bench_unix_floor --scenario NAME [--seconds S] [--window W] [--clients N] [--items K]
+// prints one JSON line, in the format every benchmark program shares.
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kImpl = "unix";
+constexpr std::size_t kMsgBytes = 20;  // "a ~20-byte message": about an encoded add(i, 1)
+constexpr std::size_t kHeaderBytes = 4;
+constexpr std::uint32_t kMaxFrame = 1 << 20;
+constexpr int kIoTimeoutMs = 5000;  // a reply later than this means something is broken
+constexpr int kServerPollMs = 50;   // how often an idle server checks whether to stop
+constexpr int kMaxChildren = 256;
+
+// Scenarios the spec names that this program has no equivalent for: they print `unsupported`.
+// Any other name is a typo and an error.
+constexpr std::array<const char*, 7> kUnsupported = {
+    "dict_set",   "dict_get",       "queue_64B",  "clients_window_add",
+    "queue_1MiB", "parked_waiters", "dict_1M_rss"};
+
+struct Options {
+  std::string scenario;
+  double seconds = 1.0;
+  int window = 0;  // 0: the scenario's default
+  int clients = 8;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error("missing value after " + arg);
+      return argv[++i];
+    };
+    // std::stod/stoi's own errors do not say which argument was wrong.
+    auto number = [&](auto convert) {
+      const std::string v = value();
+      try {
+        return convert(v);
+      } catch (const std::logic_error&) {
+        throw std::runtime_error("bad number after " + arg + ": " + v);
+      }
+    };
+    auto to_double = [](const std::string& v) { return std::stod(v); };
+    auto to_int = [](const std::string& v) { return std::stoi(v); };
+    if (arg == "--scenario") {
+      o.scenario = value();
+    } else if (arg == "--seconds") {
+      o.seconds = number(to_double);
+    } else if (arg == "--window") {
+      o.window = number(to_int);
+    } else if (arg == "--clients") {
+      o.clients = number(to_int);
+    } else if (arg == "--items") {
+      value();  // part of the shared command line; no scenario here has items
+    } else {
+      throw std::runtime_error("unknown argument " + arg);
+    }
+  }
+  if (o.scenario.empty()) throw std::runtime_error("--scenario is required");
+  if (!(o.seconds > 0 && o.seconds <= 30)) throw std::runtime_error("--seconds must be in (0, 30]");
+  // The window's requests are written in one go before any reply is read: they must fit in the
+  // socket buffers (about 200 KiB), or client and server would both block writing.
+  if (o.window < 0 || o.window > 1000) throw std::runtime_error("--window must be in 1..1000");
+  if (o.clients < 1 || o.clients > 128) throw std::runtime_error("--clients must be in 1..128");
+  return o;
+}
+
+Clock::duration to_duration(double seconds) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// ---- Child processes -------------------------------------------------------------------------
+// Every child is forked from this single-threaded process. The bookkeeping is plain globals
+// because the watchdog's signal handler reads it.
+
+volatile sig_atomic_t g_pids[kMaxChildren];  // 0 once reaped
+volatile sig_atomic_t g_npids = 0;
+int g_status[kMaxChildren];          // exit status, 128 + signal if killed
+std::vector<int> g_parent_only_fds;  // ends the parent alone must hold: closed in children
+unsigned g_budget_s = 60;
+char g_socket_path[sizeof(sockaddr_un::sun_path)] = {};  // for the watchdog to remove too
+
+// The run's last resort: whatever is stuck, the program still ends, children killed and reaped.
+void on_watchdog(int) {
+  static const char kMsg[] = "bench_unix_floor: watchdog expired, killing the children\n";
+  if (write(STDERR_FILENO, kMsg, sizeof kMsg - 1) < 0) {
+  }
+  if (g_socket_path[0] != '\0') unlink(g_socket_path);
+  for (int i = 0; i < g_npids; ++i)
+    if (g_pids[i] > 0) kill(g_pids[i], SIGKILL);
+  for (int i = 0; i < g_npids; ++i)
+    if (g_pids[i] > 0) waitpid(g_pids[i], nullptr, 0);
+  _exit(3);
+}
+
+pid_t spawn(const std::function<int()>& body) {
+  if (g_npids >= kMaxChildren) throw std::runtime_error("too many children");
+  std::fflush(nullptr);  // or buffered output would be written twice
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+  if (pid == 0) {
+    // The parent's children are not this child's to reap; its own alarm just kills it.
+    g_npids = 0;
+    signal(SIGALRM, SIG_DFL);
+    alarm(g_budget_s);
+    // Dies with the parent, whatever kills it; the getppid check closes the race with an early
+    // death.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    for (int fd : g_parent_only_fds) close(fd);
+    g_parent_only_fds.clear();
+    int rc = 1;
+    try {
+      rc = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_unix_floor (child %d): %s\n", static_cast<int>(getpid()),
+                   e.what());
+    }
+    _exit(rc);  // not exit(): the parent's atexit handlers and buffers are not the child's
+  }
+  g_status[g_npids] = -1;
+  g_pids[g_npids] = pid;
+  g_npids = g_npids + 1;
+  return pid;
+}
+
+// Reaps the children that have exited; false if any child has failed.
+bool children_ok() {
+  bool ok = true;
+  for (int i = 0; i < g_npids; ++i) {
+    if (g_pids[i] > 0) {
+      int st = 0;
+      if (waitpid(g_pids[i], &st, WNOHANG) == g_pids[i]) {
+        g_status[i] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        g_pids[i] = 0;
+      }
+    }
+    if (g_pids[i] == 0 && g_status[i] != 0) ok = false;
+  }
+  return ok;
+}
+
+// Waits up to grace_s for every child to exit, then kills the rest. True if all exited with 0.
+bool reap_all(double grace_s) {
+  const auto deadline = Clock::now() + to_duration(grace_s);
+  for (;;) {
+    children_ok();
+    bool all = true;
+    for (int i = 0; i < g_npids; ++i) all = all && g_pids[i] == 0;
+    if (all || Clock::now() >= deadline) break;
+    usleep(5000);
+  }
+  bool ok = true;
+  for (int i = 0; i < g_npids; ++i) {
+    if (g_pids[i] > 0) {
+      kill(g_pids[i], SIGKILL);
+      waitpid(g_pids[i], nullptr, 0);
+      g_status[i] = 128 + SIGKILL;
+      g_pids[i] = 0;
+    }
+    ok = ok && g_status[i] == 0;
+  }
+  return ok;
+}
+
+struct Pipe {
+  int r = -1;
+  int w = -1;
+};
+
+Pipe make_pipe() {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  return {fds[0], fds[1]};
+}
+
+void close_fd(int& fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+// For pipes and sockets alike; a socket's SO_SNDTIMEO bounds each write.
+void write_all(int fd, const void* data, std::size_t len) {
+  const auto* p = static_cast<const char*>(data);
+  while (len > 0) {
+    const ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      throw std::runtime_error("write timed out");
+    if (n <= 0) throw std::system_error(errno, std::generic_category(), "write");
+    p += n;
+    len -= static_cast<std::size_t>(n);
+  }
+}
+
+// Reads len bytes from a pipe a child writes to (fewer at end of file), waiting until the
+// deadline at most and giving up as soon as a child fails: its bytes would never come.
+std::size_t read_from_children(int fd, void* data, std::size_t len, Clock::time_point deadline) {
+  auto* p = static_cast<char*>(data);
+  std::size_t got = 0;
+  while (got < len) {
+    if (!children_ok()) throw std::runtime_error("a child process failed");
+    if (Clock::now() >= deadline) throw std::runtime_error("timed out waiting for the children");
+    pollfd pfd{fd, POLLIN, 0};
+    const int r = poll(&pfd, 1, 50);
+    if (r < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+    if (r <= 0) continue;
+    const ssize_t n = read(fd, p + got, len - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::system_error(errno, std::generic_category(), "read from pipe");
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  return got;
+}
+
+// True once the parent has closed its end of the pipe (or written to it): time to stop.
+bool parent_says_stop(int fd) {
+  pollfd pfd{fd, POLLIN, 0};
+  return poll(&pfd, 1, 0) > 0;
+}
+
+// ---- Sockets and framing ---------------------------------------------------------------------
+
+void set_timeouts(int fd, int recv_ms, int send_ms) {
+  const timeval rcv{recv_ms / 1000, (recv_ms % 1000) * 1000};
+  const timeval snd{send_ms / 1000, (send_ms % 1000) * 1000};
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &rcv, sizeof rcv) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &snd, sizeof snd) != 0)
+    throw std::system_error(errno, std::generic_category(), "setsockopt");
+}
+
+sockaddr_un socket_address() {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, g_socket_path, sizeof addr.sun_path);
+  return addr;
+}
+
+int listen_socket() {
+  std::snprintf(g_socket_path, sizeof g_socket_path, "/tmp/zmanager-unix-floor-%d.sock",
+                static_cast<int>(getpid()));
+  unlink(g_socket_path);  // a leftover of a killed run with the same pid
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  const sockaddr_un addr = socket_address();
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 128) != 0)
+    throw std::system_error(errno, std::generic_category(), "bind/listen");
+  return fd;
+}
+
+int connect_socket() {
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
+  const sockaddr_un addr = socket_address();
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+    throw std::system_error(errno, std::generic_category(), "connect");
+  set_timeouts(fd, kIoTimeoutMs, kIoTimeoutMs);
+  return fd;
+}
+
+void append_frame(std::vector<char>& out, std::string_view payload) {
+  const auto len = static_cast<std::uint32_t>(payload.size());
+  const auto* h = reinterpret_cast<const char*>(&len);  // host order: both ends are this host
+  out.insert(out.end(), h, h + kHeaderBytes);
+  out.insert(out.end(), payload.begin(), payload.end());
+}
+
+// Buffers a stream and cuts it into frames: one read() takes whatever has arrived, which may be
+// many frames (pipelined) or part of one.
+class FrameReader {
+ public:
+  enum class Fill { kData, kEof, kTimeout };
+
+  Fill fill(int fd) {
+    if (begin_ > 0) {  // keep the unread tail at the front
+      std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);  // a frame larger than the buffer
+    for (;;) {
+      const ssize_t n = read(fd, buf_.data() + end_, buf_.size() - end_);
+      if (n > 0) {
+        end_ += static_cast<std::size_t>(n);
+        return Fill::kData;
+      }
+      if (n == 0) return Fill::kEof;
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Fill::kTimeout;  // SO_RCVTIMEO
+      throw std::system_error(errno, std::generic_category(), "read");
+    }
+  }
+
+  // The next complete frame's payload, valid until the next fill().
+  bool next(std::string_view& payload) {
+    if (end_ - begin_ < kHeaderBytes) return false;
+    std::uint32_t len;
+    std::memcpy(&len, buf_.data() + begin_, kHeaderBytes);
+    if (len > kMaxFrame) throw std::runtime_error("frame too large");
+    if (end_ - begin_ < kHeaderBytes + len) return false;
+    payload = std::string_view(buf_.data() + begin_ + kHeaderBytes, len);
+    begin_ += kHeaderBytes + len;
+    return true;
+  }
+
+ private:
+  std::vector<char> buf_ = std::vector<char>(1 << 16);
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+};
+
+// ---- The echo server -------------------------------------------------------------------------
+
+// Sends back every complete frame that has arrived, in one write.
+void echo_frames(int fd, FrameReader& in, std::vector<char>& out) {
+  std::string_view payload;
+  while (in.next(payload)) append_frame(out, payload);
+  if (!out.empty()) write_all(fd, out.data(), out.size());
+  out.clear();
+}
+
+// Waits for a connection, or for the parent to give up (false).
+bool wait_for_connection(int listen_fd, int stop_r) {
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  pollfd fds[2] = {{listen_fd, POLLIN, 0}, {stop_r, POLLIN, 0}};
+  while (Clock::now() < deadline) {
+    const int r = poll(fds, 2, kServerPollMs);
+    if (r < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+    if (r <= 0) continue;
+    if (fds[1].revents != 0) return false;
+    if (fds[0].revents & POLLIN) return true;
+  }
+  throw std::runtime_error("no client connected");
+}
+
+// One client: plain blocking reads and writes, nothing else between them.
+int serve_one(int listen_fd, int stop_r) {
+  if (!wait_for_connection(listen_fd, stop_r)) return 0;
+  const int fd = accept(listen_fd, nullptr, nullptr);
+  if (fd < 0) throw std::system_error(errno, std::generic_category(), "accept");
+  close(listen_fd);
+  // The receive timeout only lets an idle server notice that it should stop.
+  set_timeouts(fd, kServerPollMs, kIoTimeoutMs);
+  FrameReader in;
+  std::vector<char> out;
+  for (;;) {
+    switch (in.fill(fd)) {
+      case FrameReader::Fill::kEof:
+        close(fd);
+        return 0;
+      case FrameReader::Fill::kTimeout:
+        if (parent_says_stop(stop_r)) {
+          close(fd);
+          return 0;
+        }
+        continue;
+      case FrameReader::Fill::kData:
+        echo_frames(fd, in, out);
+        break;
+    }
+  }
+}
+
+// Many clients: poll() says which connections have data; each gets one read and its replies.
+int serve_many(int listen_fd, int stop_r) {
+  struct Conn {
+    FrameReader in;
+    std::vector<char> out;
+  };
+  std::vector<pollfd> fds = {{listen_fd, POLLIN, 0}, {stop_r, POLLIN, 0}};
+  std::vector<Conn> conns;  // conns[i] belongs to fds[i + 2]
+  for (;;) {
+    const int r = poll(fds.data(), fds.size(), kServerPollMs);
+    if (r < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+    if (r <= 0) continue;
+    if (fds[1].revents != 0) break;
+    if (fds[0].revents & POLLIN) {
+      const int fd = accept(listen_fd, nullptr, nullptr);
+      if (fd < 0) throw std::system_error(errno, std::generic_category(), "accept");
+      // Writes are bounded; reads only happen when poll() said there is data.
+      set_timeouts(fd, kIoTimeoutMs, kIoTimeoutMs);
+      fds.push_back({fd, POLLIN, 0});
+      conns.emplace_back();
+    }
+    for (std::size_t i = 2; i < fds.size();) {
+      Conn& c = conns[i - 2];
+      if (fds[i].revents != 0) {
+        const auto got = c.in.fill(fds[i].fd);
+        if (got == FrameReader::Fill::kEof) {
+          close(fds[i].fd);
+          fds.erase(fds.begin() + static_cast<std::ptrdiff_t>(i));
+          conns.erase(conns.begin() + static_cast<std::ptrdiff_t>(i - 2));
+          continue;
+        }
+        if (got == FrameReader::Fill::kTimeout) throw std::runtime_error("read timed out");
+        echo_frames(fds[i].fd, c.in, c.out);
+      }
+      ++i;
+    }
+  }
+  for (std::size_t i = 2; i < fds.size(); ++i) close(fds[i].fd);
+  close(listen_fd);
+  return 0;
+}
+
+// Starts the server on a fresh socket in /tmp. stop_w: closing it tells the server to exit.
+void start_server(bool many, int& stop_w) {
+  const int listen_fd = listen_socket();  // before the fork: listening when clients connect
+  Pipe stop = make_pipe();
+  g_parent_only_fds.push_back(stop.w);
+  spawn([&] {
+    close(stop.w);
+    return many ? serve_many(listen_fd, stop.r) : serve_one(listen_fd, stop.r);
+  });
+  close(listen_fd);
+  close(stop.r);
+  stop_w = stop.w;
+}
+
+// ---- Clients ---------------------------------------------------------------------------------
+
+class EchoClient {
+ public:
+  EchoClient() : fd_(connect_socket()) {}
+  ~EchoClient() { close(fd_); }
+  EchoClient(const EchoClient&) = delete;
+  EchoClient& operator=(const EchoClient&) = delete;
+
+  // One request: a sequence number, then add's two arguments and an operation tag as padding to
+  // the size of a small call. Queued until flush(), so a batch costs one write.
+  void queue(std::uint64_t seq, std::uint32_t tag) {
+    std::array<char, kMsgBytes> buf{};
+    const std::uint32_t args[3] = {static_cast<std::uint32_t>(seq), 1, tag};
+    std::memcpy(buf.data(), &seq, sizeof seq);
+    std::memcpy(buf.data() + sizeof seq, args, sizeof args);
+    append_frame(out_, std::string_view(buf.data(), buf.size()));
+  }
+
+  void flush() {
+    write_all(fd_, out_.data(), out_.size());
+    out_.clear();
+  }
+
+  // The sequence number of the next reply, waiting for it.
+  std::uint64_t recv() {
+    std::uint64_t seq;
+    while (!try_recv(seq)) {
+      const auto got = in_.fill(fd_);
+      if (got == FrameReader::Fill::kEof) throw std::runtime_error("the server closed");
+      if (got == FrameReader::Fill::kTimeout) throw std::runtime_error("no reply within timeout");
+    }
+    return seq;
+  }
+
+  // The next reply if it has already arrived.
+  bool try_recv(std::uint64_t& seq) {
+    std::string_view payload;
+    if (!in_.next(payload)) return false;
+    if (payload.size() != kMsgBytes) throw std::runtime_error("malformed reply");
+    std::memcpy(&seq, payload.data(), sizeof seq);
+    return true;
+  }
+
+  std::uint64_t next_seq = 0;
+
+ private:
+  int fd_;
+  FrameReader in_;
+  std::vector<char> out_;
+};
+
+struct Measured {
+  std::int64_t n = 0;
+  Clock::time_point start;
+  Clock::time_point end;
+  std::vector<double> latency_us;  // per operation, one-at-a-time loops only
+};
+
+// One operation at a time, each of `trips` round trips (lock_pair: acquire, then release).
+Measured run_sync(EchoClient& c, double seconds, int trips, bool record) {
+  Measured m;
+  if (record) m.latency_us.reserve(1 << 16);
+  m.start = Clock::now();
+  const auto stop = m.start + to_duration(seconds);
+  Clock::time_point done;
+  do {
+    const auto begin = Clock::now();
+    for (int t = 0; t < trips; ++t) {
+      const std::uint64_t seq = c.next_seq++;
+      c.queue(seq, static_cast<std::uint32_t>(t));
+      c.flush();
+      if (c.recv() != seq) throw std::runtime_error("reply out of order");
+    }
+    done = Clock::now();
+    if (record)
+      m.latency_us.push_back(std::chrono::duration<double, std::micro>(done - begin).count());
+    ++m.n;
+  } while (done < stop);
+  m.end = done;
+  return m;
+}
+
+// `window` requests written at once, then replies read as they come, each batch of replies
+// answered with as many new requests in one write; the replies still in flight when time is up
+// are drained, not counted.
+Measured run_window(EchoClient& c, double seconds, int window) {
+  Measured m;
+  m.start = Clock::now();
+  const auto stop = m.start + to_duration(seconds);
+  std::uint64_t sent = c.next_seq;
+  std::uint64_t expected = c.next_seq;
+  for (int i = 0; i < window; ++i) c.queue(sent++, 0);
+  c.flush();
+  for (;;) {
+    // One stream: replies come back in the order the requests were written.
+    std::uint64_t seq = c.recv();
+    int batch = 0;
+    do {
+      if (seq != expected++) throw std::runtime_error("reply out of order");
+      ++batch;
+    } while (c.try_recv(seq));
+    m.n += batch;
+    m.end = Clock::now();
+    if (m.end >= stop) break;
+    for (int i = 0; i < batch; ++i) c.queue(sent++, 0);
+    c.flush();
+  }
+  while (expected < sent)
+    if (c.recv() != expected++) throw std::runtime_error("reply out of order");
+  c.next_seq = sent;
+  return m;
+}
+
+double warmup_seconds(double seconds) {
+  return std::clamp(seconds * 0.2, 0.05, 0.3);
+}
+
+// What a client process reports: small enough to reach the parent in one atomic pipe write.
+struct ClientResult {
+  std::int64_t n;
+  std::int64_t start_ns;  // steady_clock is CLOCK_MONOTONIC: comparable across processes
+  std::int64_t end_ns;
+};
+
+std::int64_t ns(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+// ---- Scenarios -------------------------------------------------------------------------------
+
+void one_client(const Options& o, bool windowed, int trips, int& stop_w) {
+  start_server(false, stop_w);
+  Measured m;
+  {
+    EchoClient client;
+    unlink(g_socket_path);  // connected: the name is no longer needed
+    if (windowed) {
+      run_window(client, warmup_seconds(o.seconds), o.window);
+      m = run_window(client, o.seconds, o.window);
+    } else {
+      run_sync(client, warmup_seconds(o.seconds), trips, false);
+      m = run_sync(client, o.seconds, trips, true);
+    }
+  }  // closing the connection ends the server
+  const double rate = static_cast<double>(m.n) / seconds_between(m.start, m.end);
+  if (windowed) {
+    std::printf(
+        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
+        "\"n\": %lld, \"window\": %d}\n",
+        kImpl, o.scenario.c_str(), rate, static_cast<long long>(m.n), o.window);
+  } else {
+    const double p50 = percentile(m.latency_us, 0.50);
+    const double p99 = percentile(m.latency_us, 0.99);
+    std::printf(
+        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
+        "\"p50_us\": %.1f, \"p99_us\": %.1f, \"n\": %lld}\n",
+        kImpl, o.scenario.c_str(), rate, p50, p99, static_cast<long long>(m.n));
+  }
+}
+
+// N client processes, each with its own connection. They warm up, say they are ready, and wait
+// for one go signal (the parent closing a pipe), so their measured windows overlap.
+void many_clients(const Options& o, int& stop_w) {
+  start_server(true, stop_w);
+  Pipe ready = make_pipe();
+  Pipe go = make_pipe();
+  Pipe results = make_pipe();
+  g_parent_only_fds.push_back(go.w);
+  for (int i = 0; i < o.clients; ++i) {
+    spawn([&] {
+      close(ready.r);
+      close(results.r);
+      EchoClient client;
+      run_sync(client, warmup_seconds(o.seconds), 1, false);
+      write_all(ready.w, "r", 1);
+      pollfd pfd{go.r, POLLIN, 0};
+      if (poll(&pfd, 1, 20000) <= 0) throw std::runtime_error("no go signal");
+      const Measured m = run_sync(client, o.seconds, 1, false);
+      const ClientResult r{m.n, ns(m.start), ns(m.end)};
+      write_all(results.w, &r, sizeof r);
+      return 0;
+    });
+  }
+  close(ready.w);
+  close(go.r);
+  close(results.w);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  std::vector<char> ready_bytes(static_cast<std::size_t>(o.clients));
+  if (read_from_children(ready.r, ready_bytes.data(), ready_bytes.size(), deadline) !=
+      ready_bytes.size())
+    throw std::runtime_error("a client did not get ready");
+  unlink(g_socket_path);  // all connected: the name is no longer needed
+  close(go.w);            // every client sees end of file at once: go
+  std::vector<ClientResult> rs(static_cast<std::size_t>(o.clients));
+  const std::size_t bytes = rs.size() * sizeof(ClientResult);
+  if (read_from_children(results.r, rs.data(), bytes, deadline + to_duration(o.seconds)) != bytes)
+    throw std::runtime_error("a client did not report");
+  close(ready.r);
+  close(results.r);
+  // Aggregate: all operations over the span from the first start to the last end.
+  std::int64_t n = 0;
+  std::int64_t first = rs[0].start_ns;
+  std::int64_t last = rs[0].end_ns;
+  for (const auto& r : rs) {
+    n += r.n;
+    first = std::min(first, r.start_ns);
+    last = std::max(last, r.end_ns);
+  }
+  const double rate = static_cast<double>(n) / (static_cast<double>(last - first) * 1e-9);
+  std::printf(
+      "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", \"n\": %lld, "
+      "\"clients\": %d}\n",
+      kImpl, o.scenario.c_str(), rate, static_cast<long long>(n), o.clients);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_unix_floor: %s\n", e.what());
+    return 2;
+  }
+  const std::string& s = o.scenario;
+  for (const char* name : kUnsupported) {
+    if (s == name) {
+      std::printf("{\"impl\": \"%s\", \"scenario\": \"%s\", \"unsupported\": true}\n", kImpl, name);
+      return 0;
+    }
+  }
+  if (s != "sync_add" && s != "lock_pair" && s != "pipelined_add" && s != "clients_sync_add") {
+    std::fprintf(stderr, "bench_unix_floor: unknown scenario %s\n", s.c_str());
+    return 2;
+  }
+  if (o.window == 0) o.window = 64;
+
+  signal(SIGPIPE, SIG_IGN);  // a dead peer is an error to report, not a reason to die silently
+  g_budget_s = static_cast<unsigned>(std::ceil(o.seconds)) + 25;
+  signal(SIGALRM, on_watchdog);
+  alarm(g_budget_s);
+
+  int stop_w = -1;
+  int rc = 0;
+  try {
+    if (s == "sync_add")
+      one_client(o, false, 1, stop_w);
+    else if (s == "lock_pair")
+      one_client(o, false, 2, stop_w);
+    else if (s == "pipelined_add")
+      one_client(o, true, 1, stop_w);
+    else
+      many_clients(o, stop_w);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_unix_floor: %s\n", e.what());
+    rc = 1;
+  }
+  std::fflush(stdout);
+  if (g_socket_path[0] != '\0') unlink(g_socket_path);
+  close_fd(stop_w);  // the server's signal to exit
+  if (!reap_all(rc == 0 ? 3.0 : 0.5) && rc == 0) {
+    std::fprintf(stderr, "bench_unix_floor: a child process failed\n");
+    rc = 1;
+  }
+  alarm(0);
+  return rc;
+}

@@ -1,0 +1,572 @@
+// The ZeroMQ floor of the benchmark (bench/README.md): raw cppzmq carrying the same traffic shapes
+// as the zmanager scenarios, with no object layer, so the report can show how much of a zmanager
+// call is transport. A ROUTER echo server runs in a child process; DEALER clients send 20-byte
+// requests over tcp://127.0.0.1 and check that every reply is the one they expect.
+//   bench_zmq_floor --scenario NAME [--seconds S] [--window W] [--clients N] [--items K]
+// prints one JSON line, in the format every benchmark program shares.
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <zmq.hpp>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kImpl = "zmq";
+constexpr std::size_t kMsgBytes = 20;  // "a ~20-byte message": about an encoded add(i, 1)
+constexpr int kIoTimeoutMs = 5000;     // a reply later than this means something is broken
+constexpr int kServerPollMs = 50;      // how often an idle server checks whether to stop
+constexpr int kMaxChildren = 256;
+
+// Scenarios the spec names that this program has no equivalent for: they print `unsupported`.
+// Any other name is a typo and an error.
+constexpr std::array<const char*, 4> kUnsupported = {"queue_64B", "queue_1MiB", "parked_waiters",
+                                                     "dict_1M_rss"};
+
+struct Options {
+  std::string scenario;
+  double seconds = 1.0;
+  int window = 0;  // 0: the scenario's default
+  int clients = 8;
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::runtime_error("missing value after " + arg);
+      return argv[++i];
+    };
+    // std::stod/stoi's own errors do not say which argument was wrong.
+    auto number = [&](auto convert) {
+      const std::string v = value();
+      try {
+        return convert(v);
+      } catch (const std::logic_error&) {
+        throw std::runtime_error("bad number after " + arg + ": " + v);
+      }
+    };
+    auto to_double = [](const std::string& v) { return std::stod(v); };
+    auto to_int = [](const std::string& v) { return std::stoi(v); };
+    if (arg == "--scenario") {
+      o.scenario = value();
+    } else if (arg == "--seconds") {
+      o.seconds = number(to_double);
+    } else if (arg == "--window") {
+      o.window = number(to_int);
+    } else if (arg == "--clients") {
+      o.clients = number(to_int);
+    } else if (arg == "--items") {
+      value();  // part of the shared command line; no scenario here has items
+    } else {
+      throw std::runtime_error("unknown argument " + arg);
+    }
+  }
+  if (o.scenario.empty()) throw std::runtime_error("--scenario is required");
+  if (!(o.seconds > 0 && o.seconds <= 30)) throw std::runtime_error("--seconds must be in (0, 30]");
+  if (o.window < 0 || o.window > 1000) throw std::runtime_error("--window must be in 1..1000");
+  if (o.clients < 1 || o.clients > 128) throw std::runtime_error("--clients must be in 1..128");
+  return o;
+}
+
+Clock::duration to_duration(double seconds) {
+  return std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+}
+double seconds_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// ---- Child processes -------------------------------------------------------------------------
+// Every child is forked while this process has no thread and no ZeroMQ context (a context's I/O
+// threads would not survive a fork). The bookkeeping is plain globals because the watchdog's
+// signal handler reads it.
+
+volatile sig_atomic_t g_pids[kMaxChildren];  // 0 once reaped
+volatile sig_atomic_t g_npids = 0;
+int g_status[kMaxChildren];          // exit status, 128 + signal if killed
+std::vector<int> g_parent_only_fds;  // write ends the parent alone must hold: closed in children
+unsigned g_budget_s = 60;
+
+// The run's last resort: whatever is stuck, the program still ends, children killed and reaped.
+void on_watchdog(int) {
+  static const char kMsg[] = "bench_zmq_floor: watchdog expired, killing the children\n";
+  if (write(STDERR_FILENO, kMsg, sizeof kMsg - 1) < 0) {
+  }
+  for (int i = 0; i < g_npids; ++i)
+    if (g_pids[i] > 0) kill(g_pids[i], SIGKILL);
+  for (int i = 0; i < g_npids; ++i)
+    if (g_pids[i] > 0) waitpid(g_pids[i], nullptr, 0);
+  _exit(3);
+}
+
+pid_t spawn(const std::function<int()>& body) {
+  if (g_npids >= kMaxChildren) throw std::runtime_error("too many children");
+  std::fflush(nullptr);  // or buffered output would be written twice
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
+  if (pid == 0) {
+    // The parent's children are not this child's to reap; its own alarm just kills it.
+    g_npids = 0;
+    signal(SIGALRM, SIG_DFL);
+    alarm(g_budget_s);
+    // Dies with the parent, whatever kills it; the getppid check closes the race with an early
+    // death.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    for (int fd : g_parent_only_fds) close(fd);
+    g_parent_only_fds.clear();
+    int rc = 1;
+    try {
+      rc = body();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_zmq_floor (child %d): %s\n", static_cast<int>(getpid()),
+                   e.what());
+    }
+    _exit(rc);  // not exit(): the parent's atexit handlers and buffers are not the child's
+  }
+  g_status[g_npids] = -1;
+  g_pids[g_npids] = pid;
+  g_npids = g_npids + 1;
+  return pid;
+}
+
+// Reaps the children that have exited; false if any child has failed.
+bool children_ok() {
+  bool ok = true;
+  for (int i = 0; i < g_npids; ++i) {
+    if (g_pids[i] > 0) {
+      int st = 0;
+      if (waitpid(g_pids[i], &st, WNOHANG) == g_pids[i]) {
+        g_status[i] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        g_pids[i] = 0;
+      }
+    }
+    if (g_pids[i] == 0 && g_status[i] != 0) ok = false;
+  }
+  return ok;
+}
+
+// Waits up to grace_s for every child to exit, then kills the rest. True if all exited with 0.
+bool reap_all(double grace_s) {
+  const auto deadline = Clock::now() + to_duration(grace_s);
+  for (;;) {
+    children_ok();
+    bool all = true;
+    for (int i = 0; i < g_npids; ++i) all = all && g_pids[i] == 0;
+    if (all || Clock::now() >= deadline) break;
+    usleep(5000);
+  }
+  bool ok = true;
+  for (int i = 0; i < g_npids; ++i) {
+    if (g_pids[i] > 0) {
+      kill(g_pids[i], SIGKILL);
+      waitpid(g_pids[i], nullptr, 0);
+      g_status[i] = 128 + SIGKILL;
+      g_pids[i] = 0;
+    }
+    ok = ok && g_status[i] == 0;
+  }
+  return ok;
+}
+
+struct Pipe {
+  int r = -1;
+  int w = -1;
+};
+
+Pipe make_pipe() {
+  int fds[2];
+  if (pipe(fds) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  return {fds[0], fds[1]};
+}
+
+void close_fd(int& fd) {
+  if (fd >= 0) close(fd);
+  fd = -1;
+}
+
+void write_all(int fd, const void* data, std::size_t len) {
+  const auto* p = static_cast<const char*>(data);
+  while (len > 0) {
+    const ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw std::system_error(errno, std::generic_category(), "write to pipe");
+    p += n;
+    len -= static_cast<std::size_t>(n);
+  }
+}
+
+// Reads len bytes from a pipe a child writes to (fewer at end of file), waiting until the
+// deadline at most and giving up as soon as a child fails: its bytes would never come.
+std::size_t read_from_children(int fd, void* data, std::size_t len, Clock::time_point deadline) {
+  auto* p = static_cast<char*>(data);
+  std::size_t got = 0;
+  while (got < len) {
+    if (!children_ok()) throw std::runtime_error("a child process failed");
+    if (Clock::now() >= deadline) throw std::runtime_error("timed out waiting for the children");
+    pollfd pfd{fd, POLLIN, 0};
+    const int r = poll(&pfd, 1, 50);
+    if (r < 0 && errno != EINTR) throw std::system_error(errno, std::generic_category(), "poll");
+    if (r <= 0) continue;
+    const ssize_t n = read(fd, p + got, len - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw std::system_error(errno, std::generic_category(), "read from pipe");
+    if (n == 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  return got;
+}
+
+// True once the parent has closed its end of the pipe (or written to it): time to stop.
+bool parent_says_stop(int fd) {
+  pollfd pfd{fd, POLLIN, 0};
+  return poll(&pfd, 1, 0) > 0;
+}
+
+// ---- The echo server -------------------------------------------------------------------------
+
+// Sends every request back unchanged to the DEALER it came from: the least a server can do.
+int serve(int endpoint_w, int stop_r) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router(ctx, zmq::socket_type::router);
+  router.set(zmq::sockopt::linger, 0);
+  // As zmanager's sockets: no high-water mark, since the clients' windows bound what is in flight
+  // (at the default 1000 a ROUTER silently drops replies, and its view of a pipe's fill lags, so
+  // that happens below 1000 in flight); and a reply that cannot be routed is an error, not a drop.
+  router.set(zmq::sockopt::sndhwm, 0);
+  router.set(zmq::sockopt::rcvhwm, 0);
+  router.set(zmq::sockopt::router_mandatory, 1);
+  router.set(zmq::sockopt::sndtimeo, kIoTimeoutMs);
+  // Waiting in recv (not poll) keeps the echo path as short as ZeroMQ allows; the timeout only
+  // lets an idle server notice that it should stop.
+  router.set(zmq::sockopt::rcvtimeo, kServerPollMs);
+  router.bind("tcp://127.0.0.1:*");  // the OS picks a free port; the parent learns it below
+  const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
+  write_all(endpoint_w, endpoint.data(), endpoint.size());
+  close(endpoint_w);
+  for (;;) {
+    zmq::message_t id;
+    if (!router.recv(id)) {
+      if (parent_says_stop(stop_r)) return 0;
+      continue;
+    }
+    zmq::message_t body;
+    // A message's frames arrive together, so the body is already here when the identity is.
+    if (!id.more() || !router.recv(body)) throw std::runtime_error("request without a body");
+    while (body.more()) {  // not sent by our clients; dropped rather than echoed in pieces
+      if (!router.recv(body)) throw std::runtime_error("truncated request");
+    }
+    if (!router.send(id, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
+      throw std::runtime_error("reply not sent within the timeout");
+  }
+}
+
+// Starts the server; returns its endpoint. stop_w: closing it tells the server to exit.
+std::string start_server(int& stop_w) {
+  Pipe endpoint = make_pipe();
+  Pipe stop = make_pipe();
+  g_parent_only_fds.push_back(stop.w);
+  spawn([&] {
+    close(endpoint.r);
+    close(stop.w);
+    return serve(endpoint.w, stop.r);
+  });
+  close(endpoint.w);
+  close(stop.r);
+  stop_w = stop.w;
+  char buf[256];
+  const std::size_t n =
+      read_from_children(endpoint.r, buf, sizeof buf, Clock::now() + std::chrono::seconds(10));
+  close(endpoint.r);
+  if (n == 0 || n == sizeof buf) throw std::runtime_error("the server sent no endpoint");
+  return std::string(buf, n);
+}
+
+// ---- Clients ---------------------------------------------------------------------------------
+
+class EchoClient {
+ public:
+  EchoClient(zmq::context_t& ctx, const std::string& endpoint)
+      : sock_(ctx, zmq::socket_type::dealer) {
+    sock_.set(zmq::sockopt::linger, 0);
+    sock_.set(zmq::sockopt::sndhwm, 0);  // as the server: the window bounds what is in flight
+    sock_.set(zmq::sockopt::rcvhwm, 0);
+    sock_.set(zmq::sockopt::rcvtimeo, kIoTimeoutMs);
+    sock_.set(zmq::sockopt::sndtimeo, kIoTimeoutMs);
+    sock_.connect(endpoint);
+  }
+
+  // One request: a sequence number, then add's two arguments and an operation tag as padding to
+  // the size of a small call.
+  void send(std::uint64_t seq, std::uint32_t tag) {
+    std::array<char, kMsgBytes> buf{};
+    const std::uint32_t args[3] = {static_cast<std::uint32_t>(seq), 1, tag};
+    std::memcpy(buf.data(), &seq, sizeof seq);
+    std::memcpy(buf.data() + sizeof seq, args, sizeof args);
+    if (!sock_.send(zmq::buffer(buf), zmq::send_flags::none))
+      throw std::runtime_error("send timed out");
+  }
+
+  // The sequence number of the next reply.
+  std::uint64_t recv() {
+    zmq::message_t reply;
+    if (!sock_.recv(reply)) throw std::runtime_error("no reply within the timeout");
+    if (reply.size() != kMsgBytes || reply.more()) throw std::runtime_error("malformed reply");
+    std::uint64_t seq;
+    std::memcpy(&seq, reply.data(), sizeof seq);
+    return seq;
+  }
+
+  std::uint64_t next_seq = 0;
+
+ private:
+  zmq::socket_t sock_;
+};
+
+struct Measured {
+  std::int64_t n = 0;
+  Clock::time_point start;
+  Clock::time_point end;
+  std::vector<double> latency_us;  // per operation, one-at-a-time loops only
+};
+
+// One operation at a time, each of `trips` round trips (lock_pair: acquire, then release).
+Measured run_sync(EchoClient& c, double seconds, int trips, bool record) {
+  Measured m;
+  if (record) m.latency_us.reserve(1 << 16);
+  m.start = Clock::now();
+  const auto stop = m.start + to_duration(seconds);
+  Clock::time_point done;
+  do {
+    const auto begin = Clock::now();
+    for (int t = 0; t < trips; ++t) {
+      const std::uint64_t seq = c.next_seq++;
+      c.send(seq, static_cast<std::uint32_t>(t));
+      if (c.recv() != seq) throw std::runtime_error("reply out of order");
+    }
+    done = Clock::now();
+    if (record)
+      m.latency_us.push_back(std::chrono::duration<double, std::micro>(done - begin).count());
+    ++m.n;
+  } while (done < stop);
+  m.end = done;
+  return m;
+}
+
+// `window` requests in flight: each reply is answered with a new request until time is up; the
+// replies still in flight then are drained, not counted.
+Measured run_window(EchoClient& c, double seconds, int window) {
+  Measured m;
+  m.start = Clock::now();
+  const auto stop = m.start + to_duration(seconds);
+  std::uint64_t sent = c.next_seq;
+  std::uint64_t expected = c.next_seq;
+  for (int i = 0; i < window; ++i) c.send(sent++, 0);
+  for (;;) {
+    // One connection, one server: replies come back in the order they were sent.
+    if (c.recv() != expected++) throw std::runtime_error("reply out of order");
+    ++m.n;
+    m.end = Clock::now();
+    if (m.end >= stop) break;
+    c.send(sent++, 0);
+  }
+  while (expected < sent)
+    if (c.recv() != expected++) throw std::runtime_error("reply out of order");
+  c.next_seq = sent;
+  return m;
+}
+
+double warmup_seconds(double seconds) {
+  return std::clamp(seconds * 0.2, 0.05, 0.3);
+}
+
+Measured run_client(EchoClient& c, const Options& o, bool windowed, int trips, bool record) {
+  if (windowed) {
+    run_window(c, warmup_seconds(o.seconds), o.window);
+    return run_window(c, o.seconds, o.window);
+  }
+  run_sync(c, warmup_seconds(o.seconds), trips, false);
+  return run_sync(c, o.seconds, trips, record);
+}
+
+// What a client process reports: small enough to reach the parent in one atomic pipe write.
+struct ClientResult {
+  std::int64_t n;
+  std::int64_t start_ns;  // steady_clock is CLOCK_MONOTONIC: comparable across processes
+  std::int64_t end_ns;
+};
+
+std::int64_t ns(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
+// ---- Scenarios -------------------------------------------------------------------------------
+
+// One client in this process (forked the server first, so the context is created after).
+void one_client(const Options& o, bool windowed, int trips, int& stop_w) {
+  const std::string endpoint = start_server(stop_w);
+  Measured m;
+  {
+    zmq::context_t ctx(1);
+    EchoClient client(ctx, endpoint);
+    m = run_client(client, o, windowed, trips, !windowed);
+  }
+  const double rate = static_cast<double>(m.n) / seconds_between(m.start, m.end);
+  if (windowed) {
+    std::printf(
+        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
+        "\"n\": %lld, \"window\": %d}\n",
+        kImpl, o.scenario.c_str(), rate, static_cast<long long>(m.n), o.window);
+  } else {
+    const double p50 = percentile(m.latency_us, 0.50);
+    const double p99 = percentile(m.latency_us, 0.99);
+    std::printf(
+        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
+        "\"p50_us\": %.1f, \"p99_us\": %.1f, \"n\": %lld}\n",
+        kImpl, o.scenario.c_str(), rate, p50, p99, static_cast<long long>(m.n));
+  }
+}
+
+// N client processes, each with its own context and DEALER. They warm up, say they are ready,
+// and wait for one go signal (the parent closing a pipe), so their measured windows overlap.
+void many_clients(const Options& o, bool windowed, int& stop_w) {
+  const std::string endpoint = start_server(stop_w);
+  Pipe ready = make_pipe();
+  Pipe go = make_pipe();
+  Pipe results = make_pipe();
+  g_parent_only_fds.push_back(go.w);
+  for (int i = 0; i < o.clients; ++i) {
+    spawn([&] {
+      close(ready.r);
+      close(results.r);
+      zmq::context_t ctx(1);
+      EchoClient client(ctx, endpoint);
+      if (windowed)
+        run_window(client, warmup_seconds(o.seconds), o.window);
+      else
+        run_sync(client, warmup_seconds(o.seconds), 1, false);
+      write_all(ready.w, "r", 1);
+      pollfd pfd{go.r, POLLIN, 0};
+      if (poll(&pfd, 1, 20000) <= 0) throw std::runtime_error("no go signal");
+      const Measured m = windowed ? run_window(client, o.seconds, o.window)
+                                  : run_sync(client, o.seconds, 1, false);
+      const ClientResult r{m.n, ns(m.start), ns(m.end)};
+      write_all(results.w, &r, sizeof r);
+      return 0;
+    });
+  }
+  close(ready.w);
+  close(go.r);
+  close(results.w);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  std::vector<char> ready_bytes(static_cast<std::size_t>(o.clients));
+  if (read_from_children(ready.r, ready_bytes.data(), ready_bytes.size(), deadline) !=
+      ready_bytes.size())
+    throw std::runtime_error("a client did not get ready");
+  close(go.w);  // every client sees end of file at once: go
+  std::vector<ClientResult> rs(static_cast<std::size_t>(o.clients));
+  const std::size_t bytes = rs.size() * sizeof(ClientResult);
+  if (read_from_children(results.r, rs.data(), bytes, deadline + to_duration(o.seconds)) != bytes)
+    throw std::runtime_error("a client did not report");
+  close(ready.r);
+  close(results.r);
+  // Aggregate: all operations over the span from the first start to the last end.
+  std::int64_t n = 0;
+  std::int64_t first = rs[0].start_ns;
+  std::int64_t last = rs[0].end_ns;
+  for (const auto& r : rs) {
+    n += r.n;
+    first = std::min(first, r.start_ns);
+    last = std::max(last, r.end_ns);
+  }
+  const double rate = static_cast<double>(n) / (static_cast<double>(last - first) * 1e-9);
+  std::printf(
+      "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", \"n\": %lld, "
+      "\"clients\": %d",
+      kImpl, o.scenario.c_str(), rate, static_cast<long long>(n), o.clients);
+  if (windowed) std::printf(", \"window\": %d", o.window);
+  std::printf("}\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_zmq_floor: %s\n", e.what());
+    return 2;
+  }
+  const std::string& s = o.scenario;
+  for (const char* name : kUnsupported) {
+    if (s == name) {
+      std::printf("{\"impl\": \"%s\", \"scenario\": \"%s\", \"unsupported\": true}\n", kImpl, name);
+      return 0;
+    }
+  }
+  const bool sync = s == "sync_add" || s == "dict_set" || s == "dict_get";  // one round trip
+  const bool known = sync || s == "lock_pair" || s == "pipelined_add" || s == "clients_sync_add" ||
+                     s == "clients_window_add";
+  if (!known) {
+    std::fprintf(stderr, "bench_zmq_floor: unknown scenario %s\n", s.c_str());
+    return 2;
+  }
+  if (o.window == 0) o.window = s == "clients_window_add" ? 16 : 64;
+
+  signal(SIGPIPE, SIG_IGN);  // a dead peer is an error to report, not a reason to die silently
+  g_budget_s = static_cast<unsigned>(std::ceil(o.seconds)) + 25;
+  signal(SIGALRM, on_watchdog);
+  alarm(g_budget_s);
+
+  int stop_w = -1;
+  int rc = 0;
+  try {
+    if (sync)
+      one_client(o, false, 1, stop_w);
+    else if (s == "lock_pair")
+      one_client(o, false, 2, stop_w);
+    else if (s == "pipelined_add")
+      one_client(o, true, 1, stop_w);
+    else
+      many_clients(o, s == "clients_window_add", stop_w);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_zmq_floor: %s\n", e.what());
+    rc = 1;
+  }
+  std::fflush(stdout);
+  close_fd(stop_w);  // the server's signal to exit
+  if (!reap_all(rc == 0 ? 3.0 : 0.5) && rc == 0) {
+    std::fprintf(stderr, "bench_zmq_floor: a child process failed\n");
+    rc = 1;
+  }
+  alarm(0);
+  return rc;
+}
