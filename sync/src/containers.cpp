@@ -84,26 +84,96 @@ DictObject::DictObject(const Value& initial) {
   if (!initial.is_none()) update(initial);
 }
 
-DictObject::Items::iterator DictObject::find(const Value& key) const {
+std::size_t DictObject::hash_of(const Value& key) {
   check_hashable(key);
-  auto it = index_.find(key);
-  return it == index_.end() ? const_cast<Items&>(items_).end() : it->second;
+  std::size_t h = key.hash();
+  return h == kRemoved ? h - 1 : h;
+}
+
+std::size_t DictObject::probe(const Value& key, std::size_t hash, bool& found) const {
+  found = false;
+  std::size_t mask = slots_.size() - 1;
+  std::size_t first_dummy = SIZE_MAX;
+  // Linear probing: the table is at most two-thirds full, so a probe path ends soon.
+  for (std::size_t i = hash & mask;; i = (i + 1) & mask) {
+    std::uint32_t s = slots_[i];
+    if (s == kEmpty) return first_dummy != SIZE_MAX ? first_dummy : i;
+    if (s == kDummy) {
+      if (first_dummy == SIZE_MAX) first_dummy = i;
+      continue;
+    }
+    const Entry& e = entries_[s - 1];
+    if (e.hash == hash && e.key == key) {
+      found = true;
+      return i;
+    }
+  }
+}
+
+const DictObject::Entry* DictObject::find(const Value& key) const {
+  std::size_t hash = hash_of(key);
+  if (live_ == 0) return nullptr;
+  bool found;
+  std::size_t slot = probe(key, hash, found);
+  return found ? &entries_[slots_[slot] - 1] : nullptr;
+}
+
+void DictObject::rebuild(std::size_t capacity) {
+  std::erase_if(entries_, [](const Entry& e) { return e.hash == kRemoved; });
+  slots_.assign(capacity, kEmpty);
+  std::size_t mask = capacity - 1;
+  for (std::size_t n = 0; n < entries_.size(); ++n) {
+    std::size_t i = entries_[n].hash & mask;
+    while (slots_[i] != kEmpty) i = (i + 1) & mask;
+    slots_[i] = static_cast<std::uint32_t>(n + 1);
+  }
+  used_slots_ = live_ = entries_.size();
+}
+
+void DictObject::reserve_one() {
+  if ((used_slots_ + 1) * 3 <= slots_.size() * 2) return;
+  std::size_t capacity = 8;
+  while ((live_ + 1) * 3 > capacity * 2) capacity *= 2;
+  if (capacity > (std::size_t{1} << 31)) throw ValueError("dict too large");
+  rebuild(capacity);
+}
+
+Value DictObject::remove_at(std::size_t slot) {
+  Entry& e = entries_[slots_[slot] - 1];
+  Value v = std::move(e.value);
+  e.key = Value();  // releases what the key and value held (proxies: their objects)
+  e.value = Value();
+  e.hash = kRemoved;
+  slots_[slot] = kDummy;
+  --live_;
+  // Trailing deleted entries go at once, so that popitem() finds the last live entry directly.
+  while (!entries_.empty() && entries_.back().hash == kRemoved) entries_.pop_back();
+  return v;
 }
 
 Value DictObject::getitem(const Value& key) const {
-  auto it = find(key);
-  if (it == items_.end()) throw KeyError(key.repr());
-  return it->second;
+  const Entry* e = find(key);
+  if (!e) throw KeyError(key.repr());
+  return e->value;
 }
 
 void DictObject::setitem(Value key, Value value) {
-  auto it = find(key);
-  if (it != items_.end()) {
-    it->second = std::move(value);
-    return;
+  std::size_t hash = hash_of(key);
+  if (live_ > 0) {
+    bool found;
+    std::size_t slot = probe(key, hash, found);
+    if (found) {
+      entries_[slots_[slot] - 1].value = std::move(value);
+      return;
+    }
   }
-  items_.emplace_back(key, std::move(value));
-  index_.emplace(std::move(key), std::prev(items_.end()));
+  reserve_one();
+  bool found;
+  std::size_t slot = probe(key, hash, found);
+  if (slots_[slot] == kEmpty) ++used_slots_;
+  entries_.push_back(Entry{std::move(key), std::move(value), hash});
+  slots_[slot] = static_cast<std::uint32_t>(entries_.size());
+  ++live_;
 }
 
 void DictObject::delitem(const Value& key) {
@@ -111,46 +181,48 @@ void DictObject::delitem(const Value& key) {
 }
 
 Value DictObject::get(const Value& key, Value fallback) const {
-  auto it = find(key);
-  return it == items_.end() ? fallback : it->second;
+  const Entry* e = find(key);
+  return e ? e->value : fallback;
 }
 
 bool DictObject::contains(const Value& key) const {
-  return find(key) != items_.end();
+  return find(key) != nullptr;
 }
 
 Int DictObject::len() const {
-  return static_cast<Int>(items_.size());
+  return static_cast<Int>(live_);
 }
 
 Value::Array DictObject::keys() const {
   Value::Array out;
-  out.reserve(items_.size());
-  for (const auto& [k, v] : items_) out.push_back(k);
+  out.reserve(live_);
+  for (const auto& e : entries_)
+    if (e.hash != kRemoved) out.push_back(e.key);
   return out;
 }
 
 Value::Array DictObject::values() const {
   Value::Array out;
-  out.reserve(items_.size());
-  for (const auto& [k, v] : items_) out.push_back(v);
+  out.reserve(live_);
+  for (const auto& e : entries_)
+    if (e.hash != kRemoved) out.push_back(e.value);
   return out;
 }
 
 Value::Array DictObject::items() const {
   Value::Array out;
-  out.reserve(items_.size());
-  for (const auto& [k, v] : items_) out.emplace_back(Value::Array{k, v});
+  out.reserve(live_);
+  for (const auto& e : entries_)
+    if (e.hash != kRemoved) out.emplace_back(Value::Array{e.key, e.value});
   return out;
 }
 
 Value DictObject::pop(const Value& key) {
-  auto it = find(key);
-  if (it == items_.end()) throw KeyError(key.repr());
-  Value v = std::move(it->second);
-  index_.erase(it->first);
-  items_.erase(it);
-  return v;
+  std::size_t hash = hash_of(key);
+  bool found = false;
+  std::size_t slot = live_ > 0 ? probe(key, hash, found) : 0;
+  if (!found) throw KeyError(key.repr());
+  return remove_at(slot);
 }
 
 Value DictObject::pop_or(const Value& key, Value fallback) {
@@ -158,17 +230,17 @@ Value DictObject::pop_or(const Value& key, Value fallback) {
 }
 
 Value::Array DictObject::popitem() {
-  if (items_.empty()) throw KeyError("'popitem(): dictionary is empty'");
-  auto last = std::prev(items_.end());  // LIFO, as Python's dict
-  Value::Array pair{last->first, std::move(last->second)};
-  index_.erase(last->first);
-  items_.erase(last);
-  return pair;
+  if (live_ == 0) throw KeyError("'popitem(): dictionary is empty'");
+  const Entry& last = entries_.back();  // LIFO, as Python's dict; never a deleted one
+  Value key = last.key;
+  bool found;
+  std::size_t slot = probe(key, last.hash, found);
+  Value value = remove_at(slot);
+  return Value::Array{std::move(key), std::move(value)};
 }
 
 Value DictObject::setdefault(Value key, Value fallback) {
-  auto it = find(key);
-  if (it != items_.end()) return it->second;
+  if (const Entry* e = find(key)) return e->value;
   setitem(std::move(key), fallback);
   return fallback;
 }
@@ -194,12 +266,17 @@ void DictObject::update(const Value& pairs) {
 }
 
 void DictObject::clear() {
-  index_.clear();
-  items_.clear();
+  entries_.clear();
+  slots_.clear();
+  live_ = used_slots_ = 0;
 }
 
 Value DictObject::copy() const {
-  return Value::Map(items_.begin(), items_.end());
+  Value::Map out;
+  out.reserve(live_);
+  for (const auto& e : entries_)
+    if (e.hash != kRemoved) out.emplace_back(e.key, e.value);
+  return out;
 }
 
 // ---- list ----

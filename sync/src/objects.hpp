@@ -4,6 +4,7 @@
 // docs/protocol.md documents; the typed proxies in <zmanager/sync.hpp> call them by name.
 #pragma once
 
+#include <climits>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -31,7 +32,9 @@ void check_comparable(const Value& a, const Value& b);
 
 // ---- containers ----
 
-/// Python's dict: insertion-ordered, keys compared and hashed as Python does (1 == 1.0).
+/// Python's dict: insertion-ordered, keys compared and hashed as Python does (1 == 1.0). Laid out
+/// as CPython's compact dict: the entries in one vector in insertion order, and an open-addressing
+/// table of 32-bit indices into it (a node-based map cost twice the memory per entry).
 class DictObject {
  public:
   explicit DictObject(const Value& initial);
@@ -53,10 +56,31 @@ class DictObject {
   Value copy() const;  // a map on the wire
 
  private:
-  using Items = std::list<std::pair<Value, Value>>;
-  Items::iterator find(const Value& key) const;
-  Items items_;
-  std::unordered_map<Value, Items::iterator> index_;
+  struct Entry {
+    Value key;
+    Value value;
+    std::size_t hash;  // kRemoved once the entry is deleted (its slot then says kDummy)
+  };
+  static constexpr std::size_t kRemoved = SIZE_MAX;
+  static constexpr std::uint32_t kEmpty = 0, kDummy = UINT32_MAX;  // else: entry index + 1
+
+  static std::size_t hash_of(const Value& key);
+  /// The slot holding `key`, or where it would go (the first deleted slot on its probe path,
+  /// else the empty one that ended it); `found` says which.
+  std::size_t probe(const Value& key, std::size_t hash, bool& found) const;
+  /// The entry holding `key`, or nullptr.
+  const Entry* find(const Value& key) const;
+  /// Removes the entry behind `slot` and returns its value.
+  Value remove_at(std::size_t slot);
+  /// Makes room for one more entry: a bigger table, or the same size rebuilt without the
+  /// deleted entries.
+  void reserve_one();
+  void rebuild(std::size_t capacity);
+
+  std::vector<Entry> entries_;        // insertion order; deleted ones stay until a rebuild
+  std::vector<std::uint32_t> slots_;  // size a power of two (or 0)
+  std::size_t live_ = 0;
+  std::size_t used_slots_ = 0;  // live + dummy
 };
 
 /// Python's list.

@@ -2,6 +2,8 @@
 // _test_multiprocessing.py checks for a manager's containers, and what zmanager adds.
 #include <gmock/gmock.h>
 
+#include <algorithm>
+
 #include "sync_fixture.hpp"
 
 using ::testing::StartsWith;
@@ -89,6 +91,54 @@ TEST_F(Containers, EqualNumbersAreOneKeyAsInPython) {
   mixed.extend({2, true, 1.5, 0});
   mixed.sort();
   EXPECT_EQ(mixed.to_vector(), (std::vector<V>{0, true, 1.5, 2}));
+}
+
+// The compact layout (entries in order + an index of slots, deleted entries left until a
+// rebuild) against a plain model, over a deterministic mix of inserts, updates and removals.
+TEST_F(Containers, DictMatchesAModelThroughInsertsDeletesAndRebuilds) {
+  auto d = m().dict<std::int64_t, std::int64_t>();
+  std::vector<std::pair<std::int64_t, std::int64_t>> model;  // insertion order
+  auto at = [&](std::int64_t k) {
+    return std::find_if(model.begin(), model.end(), [k](const auto& p) { return p.first == k; });
+  };
+  std::uint64_t state = 12345;
+  auto next = [&] {  // a fixed LCG: the same sequence every run
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<std::int64_t>(state >> 33);
+  };
+  for (int step = 0; step < 1500; ++step) {
+    std::int64_t key = next() % 64, op = next() % 10;
+    if (op < 5) {
+      d.set(key, step);
+      if (auto it = at(key); it != model.end())
+        it->second = step;
+      else
+        model.emplace_back(key, step);
+    } else if (op < 8) {
+      auto it = at(key);
+      if (it == model.end()) {
+        EXPECT_THROW(d.del(key), zmanager::KeyError);
+      } else {
+        EXPECT_EQ(d.pop(key), it->second);
+        model.erase(it);
+      }
+    } else if (op < 9) {
+      if (model.empty()) {
+        EXPECT_THROW(d.popitem(), zmanager::KeyError);
+      } else {
+        EXPECT_EQ(d.popitem(), model.back());
+        model.pop_back();
+      }
+    } else {
+      auto it = at(key);
+      EXPECT_EQ(d.get(key, -1), it == model.end() ? -1 : it->second);
+    }
+  }
+  EXPECT_EQ(d.items(), model);
+  EXPECT_EQ(d.size(), model.size());
+  d.clear();
+  d.set(1, 1);
+  EXPECT_EQ(d.items(), (std::vector<std::pair<std::int64_t, std::int64_t>>{{1, 1}}));
 }
 
 TEST_F(Containers, DictsKeepTheOrderKeysWereGiven) {
