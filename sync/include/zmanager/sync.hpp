@@ -260,10 +260,26 @@ class QueueProxy : public detail::BuiltinProxy {
   std::size_t waiting_getters() const { return call<std::size_t>("waiting_getters"); }
 };
 
-/// The acquire/release half shared by locks and conditions; Lockable (std::lock_guard,
-/// std::unique_lock, std::scoped_lock) and TimedLockable (try_lock_for).
+/// The C++ names of Python's acquire/release: Lockable (std::lock_guard, std::unique_lock,
+/// std::scoped_lock) and TimedLockable (try_lock_for) for any proxy that has both.
 template <class Derived>
-class AcquirerMixin {
+class LockableMixin {
+ public:
+  void lock() const { self().acquire(); }
+  void unlock() const { self().release(); }
+  bool try_lock() const { return self().acquire(false); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> d) const {
+    return self().acquire(true, d);
+  }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+};
+
+/// acquire/release of locks and conditions, which name the calling thread (the holder).
+template <class Derived>
+class AcquirerMixin : public LockableMixin<Derived> {
  public:
   /// Python's acquire(blocking=True, timeout=None): true once acquired, false on a timeout or
   /// when `blocking` is false and it is taken.
@@ -277,14 +293,6 @@ class AcquirerMixin {
   }
   /// RuntimeError if not held (for an RLock or a Condition: not held by this thread).
   void release() const { self().template call<void>("release", detail::thread_token()); }
-
-  void lock() const { acquire(); }
-  void unlock() const { release(); }
-  bool try_lock() const { return acquire(false); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> d) const {
-    return acquire(true, d);
-  }
 
  private:
   const Derived& self() const { return static_cast<const Derived&>(*this); }
@@ -316,7 +324,7 @@ class RLockProxy : public detail::BuiltinProxy, public AcquirerMixin<RLockProxy>
 };
 
 /// A shared threading.Semaphore or BoundedSemaphore. Lockable too.
-class SemaphoreProxy : public detail::BuiltinProxy {
+class SemaphoreProxy : public detail::BuiltinProxy, public LockableMixin<SemaphoreProxy> {
  public:
   SemaphoreProxy() = default;
   explicit SemaphoreProxy(DynamicProxy p)
@@ -330,13 +338,6 @@ class SemaphoreProxy : public detail::BuiltinProxy {
   /// ValueError when a BoundedSemaphore would go above its initial value.
   void release(std::int64_t n = 1) const { call("release", n); }
   std::int64_t get_value() const { return call<std::int64_t>("get_value"); }
-  void lock() const { acquire(); }
-  void unlock() const { release(); }
-  bool try_lock() const { return acquire(false); }
-  template <class Rep, class Period>
-  bool try_lock_for(std::chrono::duration<Rep, Period> d) const {
-    return acquire(true, d);
-  }
 };
 
 /// A shared threading.Condition. Lockable: `std::unique_lock lk(cond); cond.wait(1s);`.
