@@ -194,27 +194,15 @@ Int DictObject::len() const {
 }
 
 Value::Array DictObject::keys() const {
-  Value::Array out;
-  out.reserve(live_);
-  for (const auto& e : entries_)
-    if (e.hash != kRemoved) out.push_back(e.key);
-  return out;
+  return collect<Value::Array>([](const Entry& e) { return e.key; });
 }
 
 Value::Array DictObject::values() const {
-  Value::Array out;
-  out.reserve(live_);
-  for (const auto& e : entries_)
-    if (e.hash != kRemoved) out.push_back(e.value);
-  return out;
+  return collect<Value::Array>([](const Entry& e) { return e.value; });
 }
 
 Value::Array DictObject::items() const {
-  Value::Array out;
-  out.reserve(live_);
-  for (const auto& e : entries_)
-    if (e.hash != kRemoved) out.emplace_back(Value::Array{e.key, e.value});
-  return out;
+  return collect<Value::Array>([](const Entry& e) { return Value(Value::Array{e.key, e.value}); });
 }
 
 Value DictObject::pop(const Value& key) {
@@ -272,11 +260,7 @@ void DictObject::clear() {
 }
 
 Value DictObject::copy() const {
-  Value::Map out;
-  out.reserve(live_);
-  for (const auto& e : entries_)
-    if (e.hash != kRemoved) out.emplace_back(e.key, e.value);
-  return out;
+  return collect<Value::Map>([](const Entry& e) { return std::pair(e.key, e.value); });
 }
 
 // ---- list ----

@@ -70,6 +70,15 @@ class DictObject {
   std::size_t probe(const Value& key, std::size_t hash, bool& found) const;
   /// The entry holding `key`, or nullptr.
   const Entry* find(const Value& key) const;
+  /// `take(entry)` of every live entry, in insertion order.
+  template <class Out, class Take>
+  Out collect(Take take) const {
+    Out out;
+    out.reserve(live_);
+    for (const auto& e : entries_)
+      if (e.hash != kRemoved) out.push_back(take(e));
+    return out;
+  }
   /// Removes the entry behind `slot` and returns its value.
   Value remove_at(std::size_t slot);
   /// Makes room for one more entry: a bigger table, or the same size rebuilt without the
