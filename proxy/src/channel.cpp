@@ -34,23 +34,40 @@ void CallState::fail(std::exception_ptr error) {
 }
 
 void CallState::wait() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return done_; });
+  if (auto channel = channel_.lock()) {
+    channel->wait_for_reply(*this, std::nullopt);
+    if (done()) return;
+  }
+  wait_here(std::nullopt);
 }
 
 bool CallState::wait_until(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock lock(mu_);
-  return cv_.wait_until(lock, deadline, [&] { return done_; });
+  if (auto channel = channel_.lock()) return channel->wait_for_reply(*this, deadline);
+  return wait_here(deadline);
 }
 
-bool CallState::ready() const {
+bool CallState::ready() {
+  if (done()) return true;
+  return wait_until(std::chrono::steady_clock::now());
+}
+
+bool CallState::done() const {
   std::lock_guard lock(mu_);
   return done_;
 }
 
-wire::Payload CallState::take() {
+bool CallState::wait_here(std::optional<std::chrono::steady_clock::time_point> deadline) {
   std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return done_; });
+  if (!deadline) {
+    cv_.wait(lock, [&] { return done_; });
+    return true;
+  }
+  return cv_.wait_until(lock, *deadline, [&] { return done_; });
+}
+
+wire::Payload CallState::take() {
+  wait();
+  std::unique_lock lock(mu_);
   if (error_) {
     // Taken out, so that the caller's thread holds the last reference to the exception and
     // destroys it, not whichever thread drops this state last.

@@ -1,13 +1,15 @@
-// The client end of the protocol: one DEALER socket owned by one I/O thread. User threads hand
-// it encoded requests through a queue and an eventfd; it matches replies to requests by id, so
-// any number of calls can be in flight and complete in any order.
+// The client end of the protocol: one DEALER socket shared by the calling threads (see
+// Connection). Replies are matched to requests by id, so any number of calls can be in flight
+// and complete in any order.
 #include "zmanager/connection.hpp"
 
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
+#include <optional>
 #include <thread>
 #include <unordered_map>
 
@@ -39,15 +41,26 @@ wire::WireError read_error(const wire::Inbound& in) {
   return e;
 }
 
+// Which thread may touch the socket. A ZeroMQ socket belongs to one thread at a time, and a
+// hand-off to a dedicated I/O thread costs a wake-up on each side of every call (the biggest
+// cost of a synchronous call on a small machine). So there is no such thread: the socket is a
+// role that the calling threads take in turn (leader/followers). A thread sends its request
+// itself when the socket is free; a thread waiting for a reply takes the socket and reads
+// replies (completing other threads' calls too) until its own has arrived, then hands the
+// socket back. Requests made while another thread holds the socket are queued for it, with an
+// eventfd to wake it from its poll. A keeper thread takes the socket only while nobody else
+// does, to send heartbeats and read what arrives for calls nobody is waiting on yet.
 class Connection final : public detail::Channel {
  public:
   explicit Connection(const ConnectOptions& options);
   ~Connection() override;
+  void start_keeper();
 
   std::shared_ptr<detail::CallState> send(std::uint64_t request_id, wire::Encoder& enc,
                                           bool want_reply) override;
   void release(std::uint64_t object) override;
   void close() override;
+  bool wait_for_reply(detail::CallState& state, std::optional<Clock::time_point> deadline) override;
 
  private:
   struct Outgoing {
@@ -55,36 +68,61 @@ class Connection final : public detail::Channel {
     wire::Frames frames;
     std::shared_ptr<detail::CallState> state;  // null for notifications
   };
+  /// What the keeper waits on; shared with it so that it never keeps the connection alive.
+  struct KeeperSignal {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stop = false;
+  };
 
   void handshake(const ConnectOptions& options);
   std::shared_ptr<wire::Inbound> recv_handshake(Clock::time_point deadline);
-  void run();
-  void drain_queue();
+  void enqueue(Outgoing out);
+
+  // Socket role. take_socket() must be called with mu_ held; the others by the role holder.
+  bool take_socket();
+  void give_back_socket();
+  void transmit(Outgoing& out);
+  /// Sends what other threads queued; false once the connection is closing.
+  bool send_queued();
+  /// Reads and handles every message that has arrived; true if any completed a call.
+  bool read_available();
+  /// Heartbeat and liveness: pings when due, fails everything when the server went silent.
+  void keep_alive(Clock::time_point now);
+  /// Serves the socket until `state` is done or `deadline` passes.
+  void pump(detail::CallState& state, std::optional<Clock::time_point> deadline);
+  void keeper_tick();
+  /// Flushes the queue, says goodbye and fails what is left: the end of the connection.
+  void finish();
   void handle(std::shared_ptr<wire::Inbound> in);
   /// Fails every pending call, each with its own exception from `make_error` (an exception
   /// object is never shared between the threads that will catch it), and later calls alike.
   void fail_all(std::function<std::exception_ptr()> make_error);
-  void enqueue(Outgoing out);
+  void notify_waiters();
 
   std::string address_;
   zmq::context_t context_{1};
   zmq::socket_t socket_{context_, zmq::socket_type::dealer};
   int wake_fd_ = -1;
   wire::Limits limits_;
+  std::chrono::milliseconds heartbeat_{1000};  // fixed by the handshake
+  std::chrono::milliseconds ttl_{10000};
 
-  std::mutex mu_;  // guards queue_, closing_, broken_
-  std::vector<Outgoing> queue_;
+  std::mutex mu_;                      // guards the fields below
+  std::condition_variable socket_cv_;  // the socket was given back, or a call completed
+  bool socket_taken_ = false;
+  std::vector<Outgoing> queue_;  // for the thread holding the socket
   bool closing_ = false;
+  bool finished_ = false;
   std::function<std::exception_ptr()> broken_;  // makes the error of a broken connection
 
-  // Owned by the I/O thread.
+  // Touched only by the thread holding the socket.
   std::unordered_map<std::uint64_t, std::shared_ptr<detail::CallState>> pending_;
-  std::chrono::milliseconds heartbeat_{1000};
-  std::chrono::milliseconds ttl_{10000};
   Clock::time_point last_heard_;
   Clock::time_point last_ping_;
 
-  std::thread io_;
+  std::shared_ptr<KeeperSignal> keeper_signal_ = std::make_shared<KeeperSignal>();
+  std::thread keeper_;
 };
 
 Connection::Connection(const ConnectOptions& options) : address_(options.address) {
@@ -92,7 +130,7 @@ Connection::Connection(const ConnectOptions& options) : address_(options.address
   socket_.set(zmq::sockopt::sndhwm, 0);  // flow is bounded by the calls in flight, not by drops
   socket_.set(zmq::sockopt::rcvhwm, 0);
   // Not `immediate`: requests queue on the pipe while a connection is (re)established instead
-  // of blocking the I/O thread; a server that never answers is caught by the session ttl.
+  // of blocking the sender; a server that never answers is caught by the session ttl.
   try {
     socket_.connect(options.address);
   } catch (const zmq::error_t& e) {
@@ -102,7 +140,23 @@ Connection::Connection(const ConnectOptions& options) : address_(options.address
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw ConnectionError("eventfd failed");
   last_heard_ = last_ping_ = Clock::now();
-  io_ = std::thread([this] { run(); });
+}
+
+void Connection::start_keeper() {
+  keeper_ = std::thread([weak = weak_from_this(), signal = keeper_signal_,
+                         period = std::max(heartbeat_ / 2, std::chrono::milliseconds(1))] {
+    while (true) {
+      {
+        std::unique_lock lock(signal->mu);
+        if (signal->cv.wait_for(lock, period, [&] { return signal->stop; })) return;
+      }
+      // Held only for one tick: if it is the last reference, the connection ends here, and
+      // close() sees that it runs on this thread.
+      auto self = std::static_pointer_cast<Connection>(weak.lock());
+      if (!self) return;
+      self->keeper_tick();
+    }
+  });
 }
 
 Connection::~Connection() {
@@ -171,7 +225,7 @@ void Connection::handshake(const ConnectOptions& options) {
 }
 
 void Connection::enqueue(Outgoing out) {
-  bool wake;
+  bool direct = false, wake = false;
   {
     std::lock_guard lock(mu_);
     if (broken_ || closing_) {
@@ -180,10 +234,21 @@ void Connection::enqueue(Outgoing out) {
                                 : std::make_exception_ptr(ConnectionError("connection closed")));
       return;
     }
-    wake = queue_.empty();
-    queue_.push_back(std::move(out));
+    direct = take_socket();
+    if (!direct) {
+      wake = queue_.empty();
+      queue_.push_back(std::move(out));
+    }
   }
-  if (wake) {
+  if (direct) {
+    try {
+      transmit(out);
+    } catch (...) {
+      give_back_socket();
+      throw;
+    }
+    give_back_socket();
+  } else if (wake) {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
   }
@@ -207,34 +272,208 @@ void Connection::release(std::uint64_t object) {
   enqueue(Outgoing{0, wire::to_frames(enc), nullptr});
 }
 
-void Connection::close() {
-  {
-    std::lock_guard lock(mu_);
-    if (closing_) return;
-    closing_ = true;
-  }
-  if (!io_.joinable()) return;
-  std::uint64_t one = 1;
-  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
-  if (io_.get_id() == std::this_thread::get_id())
-    io_.detach();  // the last reference went away inside a completion on the I/O thread
-  else
-    io_.join();
+bool Connection::take_socket() {
+  if (socket_taken_) return false;
+  socket_taken_ = true;
+  return true;
 }
 
-void Connection::drain_queue() {
-  std::uint64_t count;
-  [[maybe_unused]] auto n = ::read(wake_fd_, &count, sizeof count);
+void Connection::give_back_socket() {
+  // Requests queued while this thread held the socket are sent before it is given back, so
+  // none waits for the next holder.
+  while (true) {
+    std::vector<Outgoing> batch;
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty() || finished_) {
+        socket_taken_ = false;
+        break;
+      }
+      batch.swap(queue_);
+    }
+    for (auto& out : batch) transmit(out);
+  }
+  socket_cv_.notify_all();
+}
+
+void Connection::transmit(Outgoing& out) {
+  if (out.state) pending_.emplace(out.request_id, std::move(out.state));
+  wire::send_frames(socket_, out.frames);
+  last_ping_ = Clock::now();  // any request keeps the session alive
+}
+
+bool Connection::send_queued() {
+  std::vector<Outgoing> batch;
+  {
+    std::lock_guard lock(mu_);
+    if (closing_) return false;
+    batch.swap(queue_);
+  }
+  for (auto& out : batch) transmit(out);
+  return true;
+}
+
+bool Connection::read_available() {
+  bool completed = false;
+  while (auto frames = wire::recv_frames(socket_)) {
+    try {
+      auto in = wire::Inbound::parse(std::move(*frames), limits_);
+      completed |= in->op() == Op::kReply || in->op() == Op::kError;
+      handle(std::move(in));
+    } catch (const std::exception& e) {
+      log::warn("dropped a malformed message from ", address_, ": ", e.what());
+    }
+  }
+  if (completed) notify_waiters();
+  return completed;
+}
+
+void Connection::notify_waiters() {
+  // Taking the mutex orders this after a waiter's check of its call, so the wake-up is not lost.
+  { std::lock_guard lock(mu_); }
+  socket_cv_.notify_all();
+}
+
+void Connection::keep_alive(Clock::time_point now) {
+  if (now - last_heard_ > ttl_ && !pending_.empty()) {
+    fail_all([message = "the server at '" + address_ +
+                        "' stopped answering (no reply within the session ttl)"] {
+      return std::make_exception_ptr(ConnectionError(message));
+    });
+  }
+  if (now >= last_ping_ + heartbeat_) {
+    wire::Encoder enc;
+    enc.packer().pack_array(1);
+    enc.packer().pack(static_cast<std::uint8_t>(Op::kPing));
+    auto frames = wire::to_frames(enc);
+    wire::send_frames(socket_, frames);
+    last_ping_ = now;
+  }
+}
+
+void Connection::pump(detail::CallState& state, std::optional<Clock::time_point> deadline) {
+  while (true) {
+    if (!send_queued()) return finish();
+    read_available();
+    if (state.done()) return;
+    auto now = Clock::now();
+    keep_alive(now);
+    if (state.done()) return;
+    auto until = last_ping_ + heartbeat_;
+    if (deadline) {
+      if (now >= *deadline) return;
+      until = std::min(until, *deadline);
+    }
+    auto timeout = std::chrono::ceil<std::chrono::milliseconds>(until - now);
+    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
+    wire::poll(items, 2, std::max(timeout, std::chrono::milliseconds(0)));
+    if (items[1].revents & ZMQ_POLLIN) {
+      std::uint64_t count;
+      [[maybe_unused]] auto n = ::read(wake_fd_, &count, sizeof count);
+    }
+  }
+}
+
+bool Connection::wait_for_reply(detail::CallState& state,
+                                std::optional<Clock::time_point> deadline) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    if (state.done()) return true;
+    if (finished_) {
+      lock.unlock();  // finish() failed every call it knew; nothing more will come from here
+      return state.wait_here(deadline);
+    }
+    if (take_socket()) {
+      lock.unlock();
+      try {
+        pump(state, deadline);
+      } catch (...) {
+        give_back_socket();
+        throw;
+      }
+      give_back_socket();
+      return state.done();  // pump returns when the call is done or the deadline passed
+    }
+    if (deadline && Clock::now() >= *deadline) return false;
+    // Another thread holds the socket: it completes this call or gives the socket back.
+    if (deadline)
+      socket_cv_.wait_until(lock, *deadline);
+    else
+      socket_cv_.wait(lock);
+  }
+}
+
+void Connection::keeper_tick() {
+  {
+    std::lock_guard lock(mu_);
+    if (finished_ || !take_socket()) return;  // the holder sends heartbeats itself
+  }
+  try {
+    if (send_queued()) {
+      read_available();
+      keep_alive(Clock::now());
+    } else {
+      finish();
+    }
+  } catch (const std::exception& e) {
+    log::warn("connection to ", address_, ": ", e.what());
+  }
+  give_back_socket();
+}
+
+void Connection::finish() {
+  // Requests queued before close() are still sent (releases above all).
   std::vector<Outgoing> batch;
   {
     std::lock_guard lock(mu_);
     batch.swap(queue_);
   }
-  for (auto& out : batch) {
-    if (out.state) pending_.emplace(out.request_id, std::move(out.state));
-    wire::send_frames(socket_, out.frames);
+  for (auto& out : batch) transmit(out);
+  wire::Encoder enc;
+  enc.packer().pack_array(1);
+  enc.packer().pack(static_cast<std::uint8_t>(Op::kBye));
+  auto frames = wire::to_frames(enc);
+  wire::send_frames(socket_, frames);
+  fail_all([] { return std::make_exception_ptr(ConnectionError("connection closed")); });
+  {
+    std::lock_guard lock(mu_);
+    finished_ = true;
   }
-  if (!batch.empty()) last_ping_ = Clock::now();  // any request keeps the session alive
+  socket_cv_.notify_all();
+}
+
+void Connection::close() {
+  {
+    std::unique_lock lock(mu_);
+    if (!closing_) {
+      closing_ = true;
+      // A thread blocked in poll holding the socket finishes the connection when it wakes.
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    }
+    socket_cv_.wait(lock, [&] { return finished_ || !socket_taken_; });
+    if (!finished_) {
+      socket_taken_ = true;
+      lock.unlock();
+      try {
+        finish();
+      } catch (const std::exception& e) {
+        log::warn("closing the connection to ", address_, ": ", e.what());
+      }
+      give_back_socket();
+    }
+  }
+  {
+    std::lock_guard lock(keeper_signal_->mu);
+    keeper_signal_->stop = true;
+  }
+  keeper_signal_->cv.notify_all();
+  if (!keeper_.joinable()) return;
+  if (keeper_.get_id() == std::this_thread::get_id())
+    keeper_.detach();  // the keeper held the last reference; it touches nothing after this
+  else
+    keeper_.join();
 }
 
 void Connection::handle(std::shared_ptr<wire::Inbound> in) {
@@ -279,62 +518,15 @@ void Connection::fail_all(std::function<std::exception_ptr()> make_error) {
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [id, state] : pending) state->fail(make_error());
-}
-
-void Connection::run() {
-  while (true) {
-    auto now = Clock::now();
-    auto next_ping = last_ping_ + heartbeat_;
-    auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(next_ping - now);
-    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
-    wire::poll(items, 2, std::max(timeout, std::chrono::milliseconds(0)));
-    if (items[1].revents & ZMQ_POLLIN) drain_queue();
-    if (items[0].revents & ZMQ_POLLIN) {
-      while (auto frames = wire::recv_frames(socket_)) {
-        try {
-          handle(wire::Inbound::parse(std::move(*frames), limits_));
-        } catch (const std::exception& e) {
-          log::warn("dropped a malformed message from ", address_, ": ", e.what());
-        }
-      }
-    }
-    now = Clock::now();
-    bool closing;
-    {
-      std::lock_guard lock(mu_);
-      closing = closing_ && queue_.empty();
-    }
-    if (closing) {
-      wire::Encoder enc;
-      enc.packer().pack_array(1);
-      enc.packer().pack(static_cast<std::uint8_t>(Op::kBye));
-      auto frames = wire::to_frames(enc);
-      wire::send_frames(socket_, frames);
-      fail_all([] { return std::make_exception_ptr(ConnectionError("connection closed")); });
-      return;
-    }
-    if (now - last_heard_ > ttl_ && !pending_.empty()) {
-      fail_all([message = "the server at '" + address_ +
-                          "' stopped answering (no reply within the session ttl)"] {
-        return std::make_exception_ptr(ConnectionError(message));
-      });
-    }
-    if (now >= last_ping_ + heartbeat_) {
-      wire::Encoder enc;
-      enc.packer().pack_array(1);
-      enc.packer().pack(static_cast<std::uint8_t>(Op::kPing));
-      auto frames = wire::to_frames(enc);
-      wire::send_frames(socket_, frames);
-      last_ping_ = now;
-    }
-  }
+  notify_waiters();
 }
 
 }  // namespace
 
 std::shared_ptr<detail::Channel> connect(const ConnectOptions& options) {
-  return std::make_shared<Connection>(options);
+  auto connection = std::make_shared<Connection>(options);
+  connection->start_keeper();
+  return connection;
 }
 
 DynamicProxy server_proxy(const std::shared_ptr<detail::Channel>& channel) {

@@ -31,9 +31,15 @@ class CallState {
   void complete(wire::Payload payload);
   void fail(std::exception_ptr error);
 
+  /// Waiting lets the channel use the waiting thread to read replies (see Connection).
   void wait();
   bool wait_until(std::chrono::steady_clock::time_point deadline);
-  bool ready() const;
+  /// Done, after reading what has arrived if no other thread is reading.
+  bool ready();
+  /// Done, without reading anything.
+  bool done() const;
+  /// Waits for another thread to complete this call; false if `deadline` passed first.
+  bool wait_here(std::optional<std::chrono::steady_clock::time_point> deadline);
 
   /// Takes the result (once); rethrows the remote failure.
   wire::Payload take();
@@ -56,6 +62,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
   /// returned state. With `want_reply` false the server sends nothing back.
   virtual std::shared_ptr<CallState> send(std::uint64_t request_id, wire::Encoder& enc,
                                           bool want_reply) = 0;
+  /// Waits until `state` (a call sent here) is done or `deadline` passes; false on timeout.
+  virtual bool wait_for_reply(CallState& state,
+                              std::optional<std::chrono::steady_clock::time_point> deadline) {
+    return state.wait_here(deadline);
+  }
   /// Drops one reference to `object` (fire and forget).
   virtual void release(std::uint64_t object) = 0;
   /// Hooks for encoding requests.
