@@ -1,10 +1,12 @@
-// The server: one I/O thread owns the ROUTER socket (handshakes, sessions, heartbeats, routing);
-// methods run on the worker pool, one at a time per object; replies come back through an outbox
-// that the I/O thread drains. Nothing here waits for a client: a call that must wait is a
-// Responder kept by its object, answered when another call makes it possible.
+// The server: one I/O thread reads the ROUTER socket (handshakes, sessions, heartbeats,
+// routing); methods run on the worker pool, one at a time per object, and the worker that
+// finishes a call sends its reply itself (the socket is shared under a mutex; see serve()).
+// Nothing here waits for a client: a call that must wait is a Responder kept by its object,
+// answered when another call makes it possible.
 #include "zmanager/server.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -68,41 +70,28 @@ extern "C" void on_stop_signal(int) {
   }
 }
 
-/// Replies from worker threads to the I/O thread.
-class Outbox {
+/// Wakes the I/O thread from its poll: a new earliest timer, a stop request, or a message that
+/// a worker's send noticed on the socket (see Server::Impl::send_now).
+class Waker {
  public:
-  Outbox() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  Waker() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
     if (fd_ < 0) throw Error("eventfd failed");
   }
-  ~Outbox() { ::close(fd_); }
+  ~Waker() { ::close(fd_); }
+  Waker(const Waker&) = delete;
+  Waker& operator=(const Waker&) = delete;
   int fd() const { return fd_; }
-
-  void push(std::string routing, wire::Frames frames) {
-    bool wake;
-    {
-      std::lock_guard lock(mu_);
-      wake = items_.empty();
-      items_.emplace_back(std::move(routing), std::move(frames));
-    }
-    if (wake) this->wake();
-  }
   void wake() {
     std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(fd_, &one, sizeof one);
   }
-  std::vector<std::pair<std::string, wire::Frames>> take() {
+  void clear() {
     std::uint64_t count;
     [[maybe_unused]] auto n = ::read(fd_, &count, sizeof count);
-    std::vector<std::pair<std::string, wire::Frames>> out;
-    std::lock_guard lock(mu_);
-    out.swap(items_);
-    return out;
   }
 
  private:
   int fd_;
-  std::mutex mu_;
-  std::vector<std::pair<std::string, wire::Frames>> items_;
 };
 
 struct RefReply {
@@ -234,9 +223,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     bool caller_alive() const override { return session_open_->load(); }
 
    protected:
-    void deliver(Impl& s, wire::Frames frames) override {
-      s.outbox.push(routing_, std::move(frames));
-    }
+    void deliver(Impl& s, wire::Frames frames) override { s.send_now(routing_, std::move(frames)); }
 
    private:
     std::string routing_;
@@ -366,8 +353,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                 const std::shared_ptr<wire::Inbound>& in, const std::shared_ptr<Target>& target,
                 const std::vector<std::uint64_t>& holds);
   void reject(const std::string& routing, std::uint64_t request_id, const std::exception& e);
+  /// Sends on the shared socket from any thread.
   void send_now(const std::string& routing, wire::Frames frames);
-  void flush_outbox();
+  /// Takes up to `max` whole messages that have arrived.
+  std::vector<wire::Frames> receive_batch(std::size_t max);
   void sweep(Clock::time_point now);
   void end_session(const std::string& routing, const char* why);
   std::string type_id_for(const detail::DispatchTable& table) const;
@@ -379,10 +368,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   wire::Limits limits;
   server::WorkerPool pool;
   server::ObjectTable table{pool};
-  Outbox outbox;
+  Waker waker;
   std::shared_ptr<LocalChannel> local;
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
+  std::mutex router_mu;  // a ZeroMQ socket is used by one thread at a time
+  std::atomic<std::thread::id> io_thread;
   std::string bound;
 
   std::atomic<bool> stop_requested{false};
@@ -452,16 +443,29 @@ std::string Server::Impl::type_id_for(const detail::DispatchTable& t) const {
 }
 
 void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
+  std::lock_guard lock(router_mu);
   try {
     router.send(zmq::buffer(routing), zmq::send_flags::sndmore);
     wire::send_frames(router, frames);
   } catch (const zmq::error_t& e) {
     log::debug("reply to peer ", wire::to_hex(routing), " not sent: ", e.what());
   }
+  // A send can consume the socket's readiness signal (ZMQ_FD is edge-triggered and any
+  // operation on the socket may reset it): if a message is waiting, the I/O thread's poll
+  // would not see it, so it is woken.
+  if (std::this_thread::get_id() != io_thread && (router.get(zmq::sockopt::events) & ZMQ_POLLIN))
+    waker.wake();
 }
 
-void Server::Impl::flush_outbox() {
-  for (auto& [routing, frames] : outbox.take()) send_now(routing, std::move(frames));
+std::vector<wire::Frames> Server::Impl::receive_batch(std::size_t max) {
+  std::vector<wire::Frames> batch;
+  std::lock_guard lock(router_mu);
+  while (batch.size() < max) {
+    auto frames = wire::recv_frames(router);
+    if (!frames) break;
+    batch.push_back(std::move(*frames));
+  }
+  return batch;
 }
 
 void Server::Impl::reject(const std::string& routing, std::uint64_t request_id,
@@ -715,7 +719,7 @@ void Server::Impl::add_timer(Timer timer) {
     earliest = timers.empty() || timer.when < timers.top().when;
     timers.push(std::move(timer));
   }
-  if (earliest) outbox.wake();  // the I/O thread's poll timeout must shrink
+  if (earliest) waker.wake();  // the I/O thread's poll timeout must shrink
 }
 
 std::chrono::milliseconds Server::Impl::run_timers(Clock::time_point now,
@@ -826,7 +830,7 @@ void Server::Impl::server_method(const std::string& method,
     detail::decode_args<std::tuple<>>(args, "shutdown()");
     target->reply(&detail::pack_result<void>, nullptr);
     stop_requested = true;
-    outbox.wake();
+    waker.wake();
   } else {
     throw AttributeError("the server has no method '" + method + "'");
   }
@@ -861,26 +865,27 @@ void Server::Impl::serve() {
     ::sigaction(SIGTERM, &action, &old_term);
   }
   log::info("serving on ", bound);
+  io_thread = std::this_thread::get_id();
+  // The I/O thread polls the socket's file descriptor without holding the socket, so that
+  // workers can send replies meanwhile; ZMQ_EVENTS (read under the mutex) says whether a
+  // message is really waiting.
+  const int router_fd = router.get(zmq::sockopt::fd);
+  auto readable = [&] {
+    std::lock_guard lock(router_mu);
+    return (router.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
+  };
   auto last_sweep = Clock::now();
   auto wait = options.heartbeat_interval;
   while (!stop_requested) {
-    zmq::pollitem_t items[] = {{router.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, outbox.fd(), ZMQ_POLLIN, 0},
-                               {nullptr, pipe_fds[0], ZMQ_POLLIN, 0}};
-    wire::poll(items, 3, wait);
-    if (items[1].revents & ZMQ_POLLIN) flush_outbox();
-    if (items[0].revents & ZMQ_POLLIN) {
-      // Bounded batch, so replies and timers are not starved by a flood of requests.
-      for (int i = 0; i < 1024; ++i) {
-        auto frames = wire::recv_frames(router);
-        if (!frames) break;
-        handle(std::move(*frames));
-      }
-    }
-    if (items[2].revents & ZMQ_POLLIN) {
+    pollfd fds[] = {{router_fd, POLLIN, 0}, {waker.fd(), POLLIN, 0}, {pipe_fds[0], POLLIN, 0}};
+    ::poll(fds, 3, readable() ? 0 : static_cast<int>(wait.count()));
+    if (fds[1].revents & POLLIN) waker.clear();
+    if (fds[2].revents & POLLIN) {
       log::info("stopping on a signal");
       stop_requested = true;
     }
+    // Bounded batch, so timers and sweeps are not starved by a flood of requests.
+    for (auto& frames : receive_batch(1024)) handle(std::move(frames));
     auto now = Clock::now();
     if (now - last_sweep >= options.heartbeat_interval) {
       sweep(now);
@@ -888,7 +893,6 @@ void Server::Impl::serve() {
     }
     wait = run_timers(now, options.heartbeat_interval);
   }
-  flush_outbox();  // the reply to a shutdown request, among others
   if (owns_signals) {
     ::sigaction(SIGINT, &old_int, nullptr);
     ::sigaction(SIGTERM, &old_term, nullptr);
@@ -918,7 +922,7 @@ void Server::serve_forever() {
 
 void Server::stop() {
   impl_->stop_requested = true;
-  impl_->outbox.wake();
+  impl_->waker.wake();
 }
 
 ServerStats Server::stats() const {

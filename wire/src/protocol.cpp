@@ -31,6 +31,9 @@ bool reference_whole_buffer(msgpack::type::object_type, std::size_t, void*) {
   return true;
 }
 
+// Bodies up to this size are copied into their frame rather than handed over.
+constexpr std::size_t kCopiedBodyBytes = 4096;
+
 }  // namespace
 
 std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
@@ -60,8 +63,14 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
                         " bytes exceeds the limit of " + std::to_string(limits.max_body_bytes));
   try {
     std::size_t offset = 0;
-    in->body_ = msgpack::unpack(static_cast<const char*>(body.data()), body.size(), offset,
-                                reference_whole_buffer, nullptr, limits_for(body.size(), limits));
+    // The parse tree's zone starts near the body's size instead of msgpack's default 8 KiB,
+    // which made every message cost a large allocation; it grows if the tree needs more.
+    auto zone = std::make_unique<msgpack::zone>(
+        std::clamp<std::size_t>(body.size() * 4, 256, MSGPACK_ZONE_CHUNK_SIZE));
+    msgpack::object root =
+        msgpack::unpack(*zone, static_cast<const char*>(body.data()), body.size(), offset,
+                        reference_whole_buffer, nullptr, limits_for(body.size(), limits));
+    in->body_ = msgpack::object_handle(root, std::move(zone));
     if (offset != body.size()) throw ProtocolError("trailing bytes after the message body");
   } catch (const ProtocolError&) {
     throw;
@@ -120,9 +129,15 @@ Frames to_frames(Encoder& enc) {
   Frames frames;
   frames.reserve(1 + enc.blobs().size());
   std::size_t body_size = enc.body().size();
-  char* body = enc.body().release();  // the frame takes the buffer over instead of copying it
-  frames.emplace_back(
-      body, body_size, [](void* data, void*) { std::free(data); }, nullptr);
+  if (body_size <= kCopiedBodyBytes) {
+    // Copied: ZeroMQ keeps a small message inside the message object itself, with no
+    // allocation, and frees a mid-sized one it allocated itself.
+    frames.emplace_back(enc.body().data(), body_size);
+  } else {
+    char* body = enc.body().release();  // the frame takes the buffer over instead of copying it
+    frames.emplace_back(
+        body, body_size, [](void* data, void*) { std::free(data); }, nullptr);
+  }
   for (auto& blob : enc.blobs()) {
     // Hand the blob's storage to ZeroMQ without copying; it is freed when the frame is sent.
     auto* holder = new Bytes(std::move(blob));

@@ -104,7 +104,10 @@ class Encoder {
   static Encoder* current();
 
  private:
-  msgpack::sbuffer body_;
+  // Most messages are a few dozen bytes: msgpack's default 8 KiB first buffer made every call
+  // cost a large allocation (freed by another thread once sent).
+  static constexpr std::size_t kInitialBody = 256;
+  msgpack::sbuffer body_{kInitialBody};
   msgpack::packer<msgpack::sbuffer> packer_{body_};
   std::vector<Bytes> blobs_;
   std::vector<std::uint64_t> refs_;
