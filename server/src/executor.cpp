@@ -8,6 +8,8 @@ namespace zmanager::server {
 namespace {
 // The strands this thread is running now, innermost last.
 thread_local std::vector<const Strand*> active_strands;
+// This thread is running the pool's poll step.
+thread_local bool polling_on_this_thread = false;
 
 struct ActiveStrand {
   explicit ActiveStrand(const Strand* s) { active_strands.push_back(s); }
@@ -19,7 +21,8 @@ constexpr int kCallsPerTurn = 64;
 }  // namespace
 
 WorkerPool::WorkerPool(std::size_t threads) {
-  for (std::size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  for (std::size_t i = 0; i < threads; ++i)
+    threads_.emplace_back([this] { run([] { return false; }); });
 }
 
 WorkerPool::~WorkerPool() {
@@ -50,25 +53,68 @@ void WorkerPool::submit(Task task) {
     if (stopping_) return;
     tasks_.push_back(std::move(task));
   }
-  cv_.notify_one();
+  // The polling thread wakes a helper once its step is over (see run()), when it knows whether
+  // it will run the task itself.
+  if (!polling_on_this_thread) cv_.notify_one();
 }
 
-void WorkerPool::run() {
-  while (true) {
-    Task task;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !tasks_.empty(); });
-      if (stopping_) return;
-      task = std::move(tasks_.front());
+bool WorkerPool::polling_here() {
+  return polling_on_this_thread;
+}
+
+void WorkerPool::wake_all() {
+  { std::lock_guard lock(mu_); }
+  cv_.notify_all();
+}
+
+void WorkerPool::serve(const std::function<void()>& poll, const std::function<bool()>& done) {
+  {
+    std::lock_guard lock(mu_);
+    poll_ = &poll;
+  }
+  cv_.notify_all();
+  run(done);
+  std::unique_lock lock(mu_);
+  poll_ = nullptr;
+  cv_.wait(lock, [&] { return !polling_; });  // `poll` belongs to the caller
+}
+
+void WorkerPool::run(const std::function<bool()>& done) {
+  std::unique_lock lock(mu_);
+  while (!stopping_ && !done()) {
+    if (!tasks_.empty()) {
+      Task task = std::move(tasks_.front());
       tasks_.pop_front();
+      lock.unlock();
+      try {
+        task();
+      } catch (const std::exception& e) {
+        // Tasks answer their own failures; one that still throws must not take the server down.
+        log::error("a server task failed: ", e.what());
+      }
+      task = nullptr;  // what the task held is released outside the lock
+      lock.lock();
+      continue;
     }
-    try {
-      task();
-    } catch (const std::exception& e) {
-      // Tasks answer their own failures; one that still throws must not take the server down.
-      log::error("a server task failed: ", e.what());
+    if (poll_ && !polling_) {
+      polling_ = true;
+      const auto* poll = poll_;
+      lock.unlock();
+      polling_on_this_thread = true;
+      try {
+        (*poll)();
+      } catch (const std::exception& e) {
+        log::error("the server's poll step failed: ", e.what());
+      }
+      polling_on_this_thread = false;
+      lock.lock();
+      polling_ = false;
+      // This thread runs the first task it read; an idle one takes over the polling (and any
+      // further task). Waking them all is cheap: the pool is a few threads.
+      if (!tasks_.empty() || !poll_) cv_.notify_all();
+      continue;
     }
+    cv_.wait(lock);
   }
 }
 

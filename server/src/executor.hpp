@@ -20,12 +20,24 @@ class WorkerPool {
   void submit(Task task);
   void stop();
 
+  /// Serves on the calling thread, as one more member of the pool, until `done()`: runs tasks
+  /// and, whenever no other thread does, `poll` (one step of the server's I/O loop). The thread
+  /// that reads a request then runs it itself, with no hand-off to another thread, while an
+  /// idle thread takes over the polling (leader/followers). One thread polls at a time.
+  void serve(const std::function<void()>& poll, const std::function<bool()>& done);
+  /// Wakes every idle thread (so that serve() sees `done()`).
+  void wake_all();
+  /// True on the thread running `poll` now.
+  static bool polling_here();
+
  private:
-  void run();
+  void run(const std::function<bool()>& done);
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> tasks_;
   bool stopping_ = false;
+  const std::function<void()>* poll_ = nullptr;  // set while serve() runs
+  bool polling_ = false;                         // a thread is running poll_
   std::vector<std::thread> threads_;
 };
 

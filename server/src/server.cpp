@@ -1,6 +1,7 @@
-// The server: one I/O thread reads the ROUTER socket (handshakes, sessions, heartbeats,
-// routing); methods run on the worker pool, one at a time per object, and the worker that
-// finishes a call sends its reply itself (the socket is shared under a mutex; see serve()).
+// The server: the threads of the pool take turns reading the ROUTER socket (handshakes,
+// sessions, heartbeats, routing; one thread at a time, see serve()); methods run on the pool,
+// one at a time per object, and the thread that finishes a call sends its reply itself (the
+// socket is shared under a mutex).
 // Nothing here waits for a client: a call that must wait is a Responder kept by its object,
 // answered when another call makes it possible.
 #include "zmanager/server.hpp"
@@ -70,7 +71,7 @@ extern "C" void on_stop_signal(int) {
   }
 }
 
-/// Wakes the I/O thread from its poll: a new earliest timer, a stop request, or a message that
+/// Wakes the polling thread: a new earliest timer, a stop request, or a message that
 /// a worker's send noticed on the socket (see Server::Impl::send_now).
 class Waker {
  public:
@@ -302,8 +303,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::weak_ptr<Impl> server_;
   };
 
-  /// Timers for objects: kept by the I/O thread, whose poll wakes for the earliest one; a due
-  /// task runs on its object's strand.
+  /// Timers for objects: kept for the polling thread, whose poll wakes for the earliest one; a
+  /// due task runs on its object's strand.
   struct Timer {
     Clock::time_point when;
     std::uint64_t seq;
@@ -373,13 +374,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   std::mutex router_mu;  // a ZeroMQ socket is used by one thread at a time
-  std::atomic<std::thread::id> io_thread;
   std::string bound;
 
   std::atomic<bool> stop_requested{false};
   std::atomic<bool> stopped{false};
-  std::unordered_map<std::string, Session> sessions;      // by routing id; I/O thread only
-  std::unordered_map<std::string, Handshake> handshakes;  // by routing id; I/O thread only
+  std::unordered_map<std::string, Session> sessions;      // by routing id; polling thread only
+  std::unordered_map<std::string, Handshake> handshakes;  // by routing id; polling thread only
   std::atomic<std::size_t> session_count{0};
   std::map<std::string, std::uint64_t, std::less<>> shared_ids;
 
@@ -451,9 +451,9 @@ void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
     log::debug("reply to peer ", wire::to_hex(routing), " not sent: ", e.what());
   }
   // A send can consume the socket's readiness signal (ZMQ_FD is edge-triggered and any
-  // operation on the socket may reset it): if a message is waiting, the I/O thread's poll
+  // operation on the socket may reset it): if a message is waiting, the polling thread
   // would not see it, so it is woken.
-  if (std::this_thread::get_id() != io_thread && (router.get(zmq::sockopt::events) & ZMQ_POLLIN))
+  if (!server::WorkerPool::polling_here() && (router.get(zmq::sockopt::events) & ZMQ_POLLIN))
     waker.wake();
 }
 
@@ -719,7 +719,7 @@ void Server::Impl::add_timer(Timer timer) {
     earliest = timers.empty() || timer.when < timers.top().when;
     timers.push(std::move(timer));
   }
-  if (earliest) waker.wake();  // the I/O thread's poll timeout must shrink
+  if (earliest) waker.wake();  // the poll's timeout must shrink
 }
 
 std::chrono::milliseconds Server::Impl::run_timers(Clock::time_point now,
@@ -786,8 +786,8 @@ void Server::Impl::server_method(const std::string& method,
     const Registry::TypeEntry* entry = registry.find_type(type_id);
     if (!entry) throw AttributeError("this server has no type '" + type_id + "' registered");
     if (!entry->factory) throw TypeError("type '" + type_id + "' cannot be created on this server");
-    // A constructor may be slow: run it on the pool, not on the I/O thread. The arguments point
-    // into the request, which the task keeps alive.
+    // A constructor may be slow: run it as a task of its own, not in the poll step. The arguments
+    // point into the request, which the task keeps alive.
     pool.submit([this, entry, target, in, ctor_args = ctor_args, type_id = type_id] {
       try {
         RequestHooks hooks(*this);
@@ -865,10 +865,11 @@ void Server::Impl::serve() {
     ::sigaction(SIGTERM, &action, &old_term);
   }
   log::info("serving on ", bound);
-  io_thread = std::this_thread::get_id();
-  // The I/O thread polls the socket's file descriptor without holding the socket, so that
-  // workers can send replies meanwhile; ZMQ_EVENTS (read under the mutex) says whether a
-  // message is really waiting.
+  // One step of the I/O loop, run by whichever thread of the pool is free (see
+  // WorkerPool::serve): the thread that reads a request runs it and sends its reply itself.
+  // It polls the socket's file descriptor without holding the socket, so that other threads
+  // can send replies meanwhile; ZMQ_EVENTS (read under the mutex) says whether a message is
+  // really waiting.
   const int router_fd = router.get(zmq::sockopt::fd);
   auto readable = [&] {
     std::lock_guard lock(router_mu);
@@ -876,7 +877,7 @@ void Server::Impl::serve() {
   };
   auto last_sweep = Clock::now();
   auto wait = options.heartbeat_interval;
-  while (!stop_requested) {
+  std::function<void()> step = [&] {
     pollfd fds[] = {{router_fd, POLLIN, 0}, {waker.fd(), POLLIN, 0}, {pipe_fds[0], POLLIN, 0}};
     ::poll(fds, 3, readable() ? 0 : static_cast<int>(wait.count()));
     if (fds[1].revents & POLLIN) waker.clear();
@@ -885,14 +886,17 @@ void Server::Impl::serve() {
       stop_requested = true;
     }
     // Bounded batch, so timers and sweeps are not starved by a flood of requests.
-    for (auto& frames : receive_batch(1024)) handle(std::move(frames));
+    if (!stop_requested)
+      for (auto& frames : receive_batch(1024)) handle(std::move(frames));
     auto now = Clock::now();
     if (now - last_sweep >= options.heartbeat_interval) {
       sweep(now);
       last_sweep = now;
     }
     wait = run_timers(now, options.heartbeat_interval);
-  }
+    if (stop_requested) pool.wake_all();
+  };
+  pool.serve(step, [&] { return stop_requested.load(); });
   if (owns_signals) {
     ::sigaction(SIGINT, &old_int, nullptr);
     ::sigaction(SIGTERM, &old_term, nullptr);

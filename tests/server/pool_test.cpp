@@ -1,0 +1,44 @@
+// The server's threads take turns polling the socket and run the calls they read
+// (server/src/executor.cpp, WorkerPool::serve): whichever thread runs a slow call, another one
+// keeps reading, even with the smallest pool.
+#include <gtest/gtest.h>
+
+#include "test_types.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+TEST(Pool, WithOneWorkerASlowCallDoesNotStallCallsOnOtherObjects) {
+  zmanager::BaseManager manager(zmanager::ManagerOptions{.threads = 1});
+  test::register_all(manager);
+  manager.start();
+  auto sleeper = manager.create<Sleeper>("Sleeper");
+  auto maths = manager.create<Maths>("Maths");
+  auto nap = sleeper.async().nap(3000);
+  int answered = 0;
+  for (int i = 0; i < 20; ++i) answered += maths.add(i, 1) == i + 1;
+  EXPECT_EQ(answered, 20);
+  EXPECT_FALSE(nap.ready()) << "calls on another object waited for the slow one";
+  ASSERT_TRUE(nap.wait_for(30s));
+  EXPECT_EQ(nap.get(), 3000);
+}
+
+TEST(Pool, WithOneWorkerTwoSlowCallsStillLeaveAThreadReading) {
+  zmanager::BaseManager manager(zmanager::ManagerOptions{.threads = 1});
+  test::register_all(manager);
+  manager.start();
+  auto first = manager.create<Sleeper>("Sleeper");
+  auto second = manager.create<Sleeper>("Sleeper");
+  auto nap1 = first.async().nap(1500);
+  auto nap2 = second.async().nap(1500);
+  // Two threads (the worker and the serving thread) are both busy now or soon; a third call is
+  // read once one of them is free again, and nothing is lost.
+  auto maths = manager.create<Maths>("Maths");
+  EXPECT_EQ(maths.add(1, 1), 2);
+  ASSERT_TRUE(nap1.wait_for(30s));
+  ASSERT_TRUE(nap2.wait_for(30s));
+  EXPECT_EQ(nap1.get() + nap2.get(), 3000);
+}
+
+}  // namespace
