@@ -16,14 +16,14 @@ std::string_view kind_of_index(std::size_t index) {
 
 // Numbers compare by value across bool/int/uint/float, as in Python (True == 1 == 1.0): a dict
 // has one key for them, and a list counts them alike.
-bool is_number(const Value::Variant& v) {
+bool is_number(const Value& v) {
   return v.index() >= 1 && v.index() <= 4;
 }
-long double number(const Value::Variant& v) {
-  if (auto* b = std::get_if<bool>(&v)) return *b ? 1 : 0;
-  if (auto* i = std::get_if<std::int64_t>(&v)) return static_cast<long double>(*i);
-  if (auto* u = std::get_if<std::uint64_t>(&v)) return static_cast<long double>(*u);
-  return static_cast<long double>(std::get<double>(v));
+long double number(const Value& v) {
+  if (v.holds<bool>()) return v.get<bool>() ? 1 : 0;
+  if (v.holds<std::int64_t>()) return static_cast<long double>(v.get<std::int64_t>());
+  if (v.holds<std::uint64_t>()) return static_cast<long double>(v.get<std::uint64_t>());
+  return static_cast<long double>(v.get<double>());
 }
 
 }  // namespace
@@ -34,37 +34,35 @@ std::string_view Value::kind() const {
 
 std::string Value::repr() const {
   std::ostringstream out;
-  std::visit(
-      [&](const auto& x) {
-        using X = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<X, std::monostate>)
-          out << "None";
-        else if constexpr (std::is_same_v<X, bool>)
-          out << (x ? "True" : "False");
-        else if constexpr (std::is_same_v<X, std::string>)
-          out << '\'' << x << '\'';
-        else if constexpr (std::is_same_v<X, Bytes>)
-          out << "b'" << x.view() << '\'';
-        else if constexpr (std::is_same_v<X, Array>) {
-          out << '[';
-          for (std::size_t i = 0; i < x.size(); ++i) out << (i ? ", " : "") << x[i].repr();
-          out << ']';
-        } else if constexpr (std::is_same_v<X, Map>) {
-          out << '{';
-          for (std::size_t i = 0; i < x.size(); ++i)
-            out << (i ? ", " : "") << x[i].first.repr() << ": " << x[i].second.repr();
-          out << '}';
-        } else if constexpr (std::is_same_v<X, Ref>) {
-          if (x.ref)
-            out << "<proxy " << x.ref->type() << ' ' << x.ref->id() << '>';
-          else
-            out << "<empty proxy>";
-        } else if constexpr (std::is_same_v<X, Opaque>)
-          out << "<opaque " << x.bytes.size() << " bytes>";
-        else
-          out << x;
-      },
-      v_);
+  visit([&](const auto& x) {
+    using X = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<X, std::monostate>)
+      out << "None";
+    else if constexpr (std::is_same_v<X, bool>)
+      out << (x ? "True" : "False");
+    else if constexpr (std::is_same_v<X, std::string>)
+      out << '\'' << x << '\'';
+    else if constexpr (std::is_same_v<X, Bytes>)
+      out << "b'" << x.view() << '\'';
+    else if constexpr (std::is_same_v<X, Array>) {
+      out << '[';
+      for (std::size_t i = 0; i < x.size(); ++i) out << (i ? ", " : "") << x[i].repr();
+      out << ']';
+    } else if constexpr (std::is_same_v<X, Map>) {
+      out << '{';
+      for (std::size_t i = 0; i < x.size(); ++i)
+        out << (i ? ", " : "") << x[i].first.repr() << ": " << x[i].second.repr();
+      out << '}';
+    } else if constexpr (std::is_same_v<X, Ref>) {
+      if (x.ref)
+        out << "<proxy " << x.ref->type() << ' ' << x.ref->id() << '>';
+      else
+        out << "<empty proxy>";
+    } else if constexpr (std::is_same_v<X, Opaque>)
+      out << "<opaque " << x.bytes.size() << " bytes>";
+    else
+      out << x;
+  });
   return out.str();
 }
 
@@ -73,78 +71,72 @@ bool operator==(const Value& a, const Value& b) {
 }
 
 std::strong_ordering operator<=>(const Value& a, const Value& b) {
-  const auto& x = a.v_;
-  const auto& y = b.v_;
-  if (is_number(x) && is_number(y)) {
-    long double l = number(x), r = number(y);
+  if (is_number(a) && is_number(b)) {
+    long double l = number(a), r = number(b);
     if (l < r) return std::strong_ordering::less;
     if (l > r) return std::strong_ordering::greater;
     return std::strong_ordering::equal;
   }
-  if (x.index() != y.index()) return x.index() <=> y.index();
-  return std::visit(
-      [&](const auto& l) -> std::strong_ordering {
-        using X = std::decay_t<decltype(l)>;
-        const auto& r = std::get<X>(y);
-        if constexpr (std::is_same_v<X, std::monostate>) {
-          return std::strong_ordering::equal;
-        } else if constexpr (std::is_same_v<X, Bytes>) {
-          return l.view() <=> r.view();
-        } else if constexpr (std::is_same_v<X, Value::Array>) {
-          return std::lexicographical_compare_three_way(l.begin(), l.end(), r.begin(), r.end());
-        } else if constexpr (std::is_same_v<X, Value::Map>) {
-          return std::lexicographical_compare_three_way(l.begin(), l.end(), r.begin(), r.end(),
-                                                        [](const auto& p, const auto& q) {
-                                                          if (auto c = p.first <=> q.first; c != 0)
-                                                            return c;
-                                                          return p.second <=> q.second;
-                                                        });
-        } else if constexpr (std::is_same_v<X, Value::Ref>) {
-          std::uint64_t li = l.ref ? l.ref->id() : 0, ri = r.ref ? r.ref->id() : 0;
-          return li <=> ri;
-        } else if constexpr (std::is_same_v<X, Value::Opaque>) {
-          return l.bytes <=> r.bytes;
-        } else if constexpr (std::is_same_v<X, bool> || std::is_same_v<X, std::string>) {
-          return l <=> r;
-        } else {
-          return std::strong_ordering::equal;  // numbers: compared above
-        }
-      },
-      x);
+  if (a.index() != b.index()) return a.index() <=> b.index();
+  return a.visit([&](const auto& l) -> std::strong_ordering {
+    using X = std::decay_t<decltype(l)>;
+    const auto& r = b.get<X>();
+    if constexpr (std::is_same_v<X, std::monostate>) {
+      return std::strong_ordering::equal;
+    } else if constexpr (std::is_same_v<X, Bytes>) {
+      return l.view() <=> r.view();
+    } else if constexpr (std::is_same_v<X, Value::Array>) {
+      return std::lexicographical_compare_three_way(l.begin(), l.end(), r.begin(), r.end());
+    } else if constexpr (std::is_same_v<X, Value::Map>) {
+      return std::lexicographical_compare_three_way(l.begin(), l.end(), r.begin(), r.end(),
+                                                    [](const auto& p, const auto& q) {
+                                                      if (auto c = p.first <=> q.first; c != 0)
+                                                        return c;
+                                                      return p.second <=> q.second;
+                                                    });
+    } else if constexpr (std::is_same_v<X, Value::Ref>) {
+      std::uint64_t li = l.ref ? l.ref->id() : 0, ri = r.ref ? r.ref->id() : 0;
+      return li <=> ri;
+    } else if constexpr (std::is_same_v<X, Value::Opaque>) {
+      return l.bytes <=> r.bytes;
+    } else if constexpr (std::is_same_v<X, bool> || std::is_same_v<X, std::string>) {
+      return l <=> r;
+    } else {
+      return std::strong_ordering::equal;  // numbers: compared above
+    }
+  });
 }
 
 std::size_t Value::hash() const {
-  if (is_number(v_)) {
+  if (is_number(*this)) {
     // Equal numbers hash alike whatever their kind (1, 1u and 1.0).
-    long double n = number(v_);
+    long double n = number(*this);
     auto as_int = static_cast<std::int64_t>(n);
     if (static_cast<long double>(as_int) == n) return std::hash<std::int64_t>{}(as_int);
     return std::hash<long double>{}(n);
   }
   std::size_t seed = v_.index();
   auto mix = [&](std::size_t h) { seed ^= h + 0x9e3779b97f4a7c15ULL + (seed << 6) + (seed >> 2); };
-  std::visit(
-      [&](const auto& x) {
-        using X = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<X, bool>)
-          mix(x);
-        else if constexpr (std::is_same_v<X, std::string>)
-          mix(std::hash<std::string>{}(x));
-        else if constexpr (std::is_same_v<X, Bytes>)
-          mix(std::hash<std::string_view>{}(x.view()));
-        else if constexpr (std::is_same_v<X, Array>) {
-          for (const auto& e : x) mix(e.hash());
-        } else if constexpr (std::is_same_v<X, Map>) {
-          for (const auto& [k, v] : x) {
-            mix(k.hash());
-            mix(v.hash());
-          }
-        } else if constexpr (std::is_same_v<X, Ref>)
-          mix(x.ref ? x.ref->id() : 0);
-        else if constexpr (std::is_same_v<X, Opaque>)
-          mix(std::hash<std::string>{}(x.bytes));
-      },
-      v_);
+  visit([&](const auto& x) {
+    using X = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<X, bool>)
+      mix(x);
+    else if constexpr (std::is_same_v<X, std::string>)
+      mix(std::hash<std::string>{}(x));
+    else if constexpr (std::is_same_v<X, Bytes>)
+      mix(std::hash<std::string_view>{}(x.view()));
+    else if constexpr (std::is_same_v<X, Array>) {
+      for (const auto& e : x) mix(e.hash());
+    } else if constexpr (std::is_same_v<X, Map>) {
+      for (const auto& [k, v] : x) {
+        mix(k.hash());
+        mix(v.hash());
+      }
+    } else if constexpr (std::is_same_v<X, Ref>)
+      mix(x.ref ? x.ref->id() : 0);
+    else if constexpr (std::is_same_v<X, Opaque>)
+      mix(std::hash<std::string>{}(x.bytes));
+  });
   return seed;
 }
 

@@ -252,40 +252,38 @@ std::string py_float(double d) {
 }
 
 std::string render(const Value& v) {
-  return std::visit(
-      [&](const auto& x) -> std::string {
-        using X = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<X, std::monostate>) {
-          return "None";
-        } else if constexpr (std::is_same_v<X, bool>) {
-          return x ? "True" : "False";
-        } else if constexpr (std::is_same_v<X, std::int64_t> || std::is_same_v<X, std::uint64_t>) {
-          return std::to_string(x);
-        } else if constexpr (std::is_same_v<X, double>) {
-          return py_float(x);
-        } else if constexpr (std::is_same_v<X, std::string>) {
-          std::string out = "'";
-          for (char ch : x) {
-            if (ch == '\\' || ch == '\'') out += '\\';
-            out += ch;
-          }
-          return out + "'";
-        } else if constexpr (std::is_same_v<X, Value::Array>) {
-          std::string out = "[";
-          for (std::size_t i = 0; i < x.size(); ++i) out += (i ? ", " : "") + render(x[i]);
-          return out + "]";
-        } else if constexpr (std::is_same_v<X, Value::Map>) {
-          std::string out = "{";
-          for (std::size_t i = 0; i < x.size(); ++i)
-            out += (i ? ", " : "") + render(x[i].first) + ": " + render(x[i].second);
-          return out + "}";
-        } else if constexpr (std::is_same_v<X, Value::Ref>) {
-          return x.ref ? "<proxy " + std::string(x.ref->type()) + ">" : "None";
-        } else {
-          return "<" + std::string(v.kind()) + ">";
-        }
-      },
-      v.variant());
+  return v.visit([&](const auto& x) -> std::string {
+    using X = std::decay_t<decltype(x)>;
+    if constexpr (std::is_same_v<X, std::monostate>) {
+      return "None";
+    } else if constexpr (std::is_same_v<X, bool>) {
+      return x ? "True" : "False";
+    } else if constexpr (std::is_same_v<X, std::int64_t> || std::is_same_v<X, std::uint64_t>) {
+      return std::to_string(x);
+    } else if constexpr (std::is_same_v<X, double>) {
+      return py_float(x);
+    } else if constexpr (std::is_same_v<X, std::string>) {
+      std::string out = "'";
+      for (char ch : x) {
+        if (ch == '\\' || ch == '\'') out += '\\';
+        out += ch;
+      }
+      return out + "'";
+    } else if constexpr (std::is_same_v<X, Value::Array>) {
+      std::string out = "[";
+      for (std::size_t i = 0; i < x.size(); ++i) out += (i ? ", " : "") + render(x[i]);
+      return out + "]";
+    } else if constexpr (std::is_same_v<X, Value::Map>) {
+      std::string out = "{";
+      for (std::size_t i = 0; i < x.size(); ++i)
+        out += (i ? ", " : "") + render(x[i].first) + ": " + render(x[i].second);
+      return out + "}";
+    } else if constexpr (std::is_same_v<X, Value::Ref>) {
+      return x.ref ? "<proxy " + std::string(x.ref->type()) + ">" : "None";
+    } else {
+      return "<" + std::string(v.kind()) + ">";
+    }
+  });
 }
 
 std::string error_result(const std::string& name, const std::exception& e) {

@@ -23,6 +23,23 @@ TEST(Value, KnowsItsKindAndRendersLikePython) {
   EXPECT_EQ(d.repr(), "{'k': 1, 2: [True, None]}");
 }
 
+// Containers on the server hold millions of Values: anything bigger than a number is boxed.
+static_assert(sizeof(Value) == 16);
+
+TEST(Value, CopiesAreDeepAndAMovedFromValueIsNone) {
+  Value original(Value::Array{"a long string that does not fit in place", zmanager::Bytes("b"),
+                              Value::Map{{"k", 1}}});
+  Value copy = original;
+  Value moved = std::move(original);
+  EXPECT_TRUE(original.is_none());  // NOLINT(bugprone-use-after-move): the documented state
+  original = Value("reused");
+  EXPECT_EQ(copy, moved);
+  EXPECT_EQ(copy.repr(), "['a long string that does not fit in place', b'b', {'k': 1}]");
+  EXPECT_NE(&copy.get<Value::Array>()[0].get<std::string>(),
+            &moved.get<Value::Array>()[0].get<std::string>());
+  EXPECT_EQ(original.get<std::string>(), "reused");
+}
+
 TEST(Value, NumbersCompareAndHashByValueAsInPython) {
   EXPECT_EQ(Value(1), Value(1.0));
   EXPECT_EQ(Value(1), Value(1u));

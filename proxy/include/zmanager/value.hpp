@@ -20,6 +20,31 @@
 
 namespace zmanager {
 
+namespace detail {
+/// A T on the heap with value semantics (copies are deep). A Value keeps everything bigger than
+/// a number in one of these, so that a Value is 16 bytes: a server's containers hold millions.
+template <class T>
+class Boxed {
+ public:
+  explicit Boxed(T value) : p_(std::make_unique<T>(std::move(value))) {}
+  Boxed(const Boxed& other) : p_(other.p_ ? std::make_unique<T>(*other.p_) : nullptr) {}
+  Boxed(Boxed&&) noexcept = default;
+  Boxed& operator=(const Boxed& other) {
+    if (this != &other) *this = Boxed(other);
+    return *this;
+  }
+  Boxed& operator=(Boxed&&) noexcept = default;
+  const T& operator*() const { return *p_; }
+
+ private:
+  std::unique_ptr<T> p_;
+};
+template <class T>
+struct IsBoxed : std::false_type {};
+template <class T>
+struct IsBoxed<Boxed<T>> : std::true_type {};
+}  // namespace detail
+
 class Value {
  public:
   using Array = std::vector<Value>;
@@ -35,6 +60,14 @@ class Value {
 
   Value() = default;  // None
   Value(std::nullptr_t) {}
+  Value(const Value&) = default;
+  Value& operator=(const Value&) = default;
+  /// A moved-from Value is None.
+  Value(Value&& other) noexcept : v_(std::exchange(other.v_, std::monostate{})) {}
+  Value& operator=(Value&& other) noexcept {
+    v_ = std::exchange(other.v_, std::monostate{});
+    return *this;
+  }
   Value(bool b) : v_(b) {}
   template <class I>
   requires(std::is_integral_v<I> && !std::is_same_v<I, bool>) Value(I i) {
@@ -46,22 +79,22 @@ class Value {
       v_ = static_cast<std::uint64_t>(i);
   }
   Value(double d) : v_(d) {}
-  Value(std::string s) : v_(std::move(s)) {}
-  Value(std::string_view s) : v_(std::string(s)) {}
-  Value(const char* s) : v_(std::string(s)) {}
-  Value(Bytes b) : v_(std::move(b)) {}
-  Value(Array a) : v_(std::move(a)) {}
-  Value(Map m) : v_(std::move(m)) {}
+  Value(std::string s) : v_(detail::Boxed<std::string>(std::move(s))) {}
+  Value(std::string_view s) : Value(std::string(s)) {}
+  Value(const char* s) : Value(std::string(s)) {}
+  Value(Bytes b) : v_(detail::Boxed<Bytes>(std::move(b))) {}
+  Value(Array a) : v_(detail::Boxed<Array>(std::move(a))) {}
+  Value(Map m) : v_(detail::Boxed<Map>(std::move(m))) {}
   /// A proxy (Proxy<T>, or a built-in's typed proxy such as DictProxy): a live reference.
   template <class P>
   requires requires(const P& p) {
     { p.ref() } -> std::convertible_to<std::shared_ptr<detail::ObjectRef>>;
   }
   Value(const P& p) {
-    if (p.ref()) v_ = Ref{p.ref()};
+    if (p.ref()) v_ = detail::Boxed<Ref>(Ref{p.ref()});
   }
-  Value(Ref r) : v_(std::move(r)) {}
-  Value(Opaque o) : v_(std::move(o)) {}
+  Value(Ref r) : v_(detail::Boxed<Ref>(std::move(r))) {}
+  Value(Opaque o) : v_(detail::Boxed<Opaque>(std::move(o))) {}
 
   /// Any value msgpack can pack (structs with MSGPACK_DEFINE, containers, ...).
   template <class T>
@@ -72,14 +105,33 @@ class Value {
   T as() const;
 
   bool is_none() const { return std::holds_alternative<std::monostate>(v_); }
+  /// Alt: std::monostate, bool, std::int64_t, std::uint64_t, double, std::string, Bytes, Array,
+  /// Map, Ref or Opaque.
   template <class Alt>
   bool holds() const {
-    return std::holds_alternative<Alt>(v_);
+    return std::holds_alternative<Stored<Alt>>(v_);
   }
   template <class Alt>
   const Alt& get() const {
-    return std::get<Alt>(v_);
+    if constexpr (detail::IsBoxed<Stored<Alt>>::value)
+      return *std::get<Stored<Alt>>(v_);
+    else
+      return std::get<Alt>(v_);
   }
+  /// Calls f with what the Value holds (one of the types holds() names).
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    return std::visit(
+        [&](const auto& x) -> decltype(auto) {
+          if constexpr (detail::IsBoxed<std::decay_t<decltype(x)>>::value)
+            return f(*x);
+          else
+            return f(x);
+        },
+        v_);
+  }
+  /// Which of those it holds, in that order.
+  std::size_t index() const { return v_.index(); }
   /// Python-style name of what this holds: "None", "int", "str", "list", "dict", "proxy", ...
   std::string_view kind() const;
   /// A short rendering for messages: 'a', 3, [1, 2], <proxy Maths 7>.
@@ -90,12 +142,18 @@ class Value {
   friend std::strong_ordering operator<=>(const Value& a, const Value& b);
   std::size_t hash() const;
 
-  using Variant = std::variant<std::monostate, bool, std::int64_t, std::uint64_t, double,
-                               std::string, Bytes, Array, Map, Ref, Opaque>;
-  const Variant& variant() const { return v_; }
-
  private:
-  Variant v_;
+  // The order of the alternatives is the order of kinds in comparisons.
+  using Storage =
+      std::variant<std::monostate, bool, std::int64_t, std::uint64_t, double,
+                   detail::Boxed<std::string>, detail::Boxed<Bytes>, detail::Boxed<Array>,
+                   detail::Boxed<Map>, detail::Boxed<Ref>, detail::Boxed<Opaque>>;
+  template <class Alt>
+  using Stored =
+      std::conditional_t<std::is_arithmetic_v<Alt> || std::is_same_v<Alt, std::monostate>, Alt,
+                         detail::Boxed<Alt>>;
+
+  Storage v_;
 };
 
 namespace detail {
@@ -126,31 +184,29 @@ MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
       if constexpr (!std::is_same_v<Stream, msgpack::sbuffer>) {
         throw zmanager::TypeError("a Value can only be packed into a zmanager message");
       } else {
-        std::visit(
-            [&](const auto& x) {
-              using X = std::decay_t<decltype(x)>;
-              if constexpr (std::is_same_v<X, std::monostate>) {
-                o.pack_nil();
-              } else if constexpr (std::is_same_v<X, zmanager::Value::Map>) {
-                o.pack_map(static_cast<std::uint32_t>(x.size()));
-                for (const auto& [k, val] : x) {
-                  o.pack(k);
-                  o.pack(val);
-                }
-              } else if constexpr (std::is_same_v<X, zmanager::Value::Ref>) {
-                if (!x.ref) {
-                  o.pack_nil();
-                } else {
-                  zmanager::detail::pack_ref(o, x.ref->id(), x.ref->type());
-                }
-              } else if constexpr (std::is_same_v<X, zmanager::Value::Opaque>) {
-                o.pack_ext(x.bytes.size(), zmanager::wire::kExtOpaque);
-                o.pack_ext_body(x.bytes.data(), static_cast<std::uint32_t>(x.bytes.size()));
-              } else {
-                o.pack(x);
-              }
-            },
-            v.variant());
+        v.visit([&](const auto& x) {
+          using X = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<X, std::monostate>) {
+            o.pack_nil();
+          } else if constexpr (std::is_same_v<X, zmanager::Value::Map>) {
+            o.pack_map(static_cast<std::uint32_t>(x.size()));
+            for (const auto& [k, val] : x) {
+              o.pack(k);
+              o.pack(val);
+            }
+          } else if constexpr (std::is_same_v<X, zmanager::Value::Ref>) {
+            if (!x.ref) {
+              o.pack_nil();
+            } else {
+              zmanager::detail::pack_ref(o, x.ref->id(), x.ref->type());
+            }
+          } else if constexpr (std::is_same_v<X, zmanager::Value::Opaque>) {
+            o.pack_ext(x.bytes.size(), zmanager::wire::kExtOpaque);
+            o.pack_ext_body(x.bytes.data(), static_cast<std::uint32_t>(x.bytes.size()));
+          } else {
+            o.pack(x);
+          }
+        });
       }
       return o;
     }
