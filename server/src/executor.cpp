@@ -109,12 +109,18 @@ void WorkerPool::run(const std::function<bool()>& done) {
       polling_on_this_thread = false;
       lock.lock();
       polling_ = false;
-      // This thread runs the first task it read; an idle one takes over the polling (and any
-      // further task). Waking them all is cheap: the pool is a few threads.
-      if (!tasks_.empty() || !poll_) cv_.notify_all();
+      if (!poll_) {
+        cv_.notify_all();  // serving is over
+        continue;
+      }
+      // This thread runs the first task it read; as many idle threads as there are other tasks
+      // plus the polling wake up (more would only wake to find nothing).
+      for (std::size_t wake = std::min(tasks_.size(), idle_); wake > 0; --wake) cv_.notify_one();
       continue;
     }
+    ++idle_;
     cv_.wait(lock);
+    --idle_;
   }
 }
 

@@ -38,6 +38,7 @@ class WorkerPool {
   bool stopping_ = false;
   const std::function<void()>* poll_ = nullptr;  // set while serve() runs
   bool polling_ = false;                         // a thread is running poll_
+  std::size_t idle_ = 0;                         // threads waiting for work
   std::vector<std::thread> threads_;
 };
 
