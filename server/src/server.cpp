@@ -7,7 +7,6 @@
 #include "zmanager/server.hpp"
 
 #include <fcntl.h>
-#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -876,12 +875,6 @@ void Server::Impl::serve() {
     ::sigaction(SIGTERM, &action, &old_term);
   }
   log::info("serving on ", bound);
-  // glibc raises its mmap threshold each time a large block is freed, up to 32 MiB; after a
-  // container's table has grown a few times, every large transient buffer (a 10,000-entry
-  // update, its parse tree) then comes from the heap and stays in the process's RSS when freed.
-  // A fixed threshold keeps them mapped and returned at once (a dict of 1,000,000 ints: 58 MiB
-  // of RSS growth became 50).
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   // One step of the I/O loop, run by whichever thread of the pool is free (see
   // WorkerPool::serve): the thread that reads a request runs it and sends its reply itself.
   // It polls the socket's file descriptor without holding the socket, so that other threads

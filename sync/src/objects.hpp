@@ -4,6 +4,8 @@
 // docs/protocol.md documents; the typed proxies in <zmanager/sync.hpp> call them by name.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <climits>
 #include <cstdint>
 #include <deque>
@@ -31,6 +33,38 @@ using Seconds = std::optional<double>;
 void check_comparable(const Value& a, const Value& b);
 
 // ---- containers ----
+
+/// Maps big arrays (a dict's entry and slot tables) straight from the kernel and gives them back
+/// when freed. From the heap, a table freed by a resize would stay in the RSS: glibc raises its
+/// mmap threshold to the size of each mapped block freed, so after a few resizes the next
+/// tables come from the heap and their freed space is kept (a dict of 1,000,000 ints grew the
+/// RSS by 58 MiB instead of about 48).
+template <class T>
+struct LargeArrayAllocator {
+  using value_type = T;
+  static constexpr std::size_t kMappedBytes = std::size_t{1} << 20;
+  LargeArrayAllocator() = default;
+  template <class U>
+  LargeArrayAllocator(const LargeArrayAllocator<U>&) noexcept {}
+  T* allocate(std::size_t n) {
+    std::size_t bytes = n * sizeof(T);
+    if (bytes < kMappedBytes) return std::allocator<T>().allocate(n);
+    void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    std::size_t bytes = n * sizeof(T);
+    if (bytes < kMappedBytes)
+      std::allocator<T>().deallocate(p, n);
+    else
+      ::munmap(p, bytes);
+  }
+  template <class U>
+  bool operator==(const LargeArrayAllocator<U>&) const noexcept {
+    return true;
+  }
+};
 
 /// Python's dict: insertion-ordered, keys compared and hashed as Python does (1 == 1.0). Laid out
 /// as CPython's compact dict: the entries in one vector in insertion order, and an open-addressing
@@ -86,8 +120,9 @@ class DictObject {
   void reserve_one();
   void rebuild(std::size_t capacity);
 
-  std::vector<Entry> entries_;        // insertion order; deleted ones stay until a rebuild
-  std::vector<std::uint32_t> slots_;  // size a power of two (or 0)
+  std::vector<Entry, LargeArrayAllocator<Entry>> entries_;  // insertion order; deleted ones
+                                                            // stay until a rebuild
+  std::vector<std::uint32_t, LargeArrayAllocator<std::uint32_t>> slots_;  // a power of two, or 0
   std::size_t live_ = 0;
   std::size_t used_slots_ = 0;  // live + dummy
 };
