@@ -86,8 +86,7 @@ DictObject::DictObject(const Value& initial) {
 
 std::size_t DictObject::hash_of(const Value& key) {
   check_hashable(key);
-  std::size_t h = key.hash();
-  return h == kRemoved ? h - 1 : h;
+  return key.hash();
 }
 
 std::size_t DictObject::probe(const Value& key, std::size_t hash, bool& found) const {
@@ -102,8 +101,7 @@ std::size_t DictObject::probe(const Value& key, std::size_t hash, bool& found) c
       if (first_dummy == SIZE_MAX) first_dummy = i;
       continue;
     }
-    const Entry& e = entries_[s - 1];
-    if (e.hash == hash && e.key == key) {
+    if (entries_[s - 1].key == key) {
       found = true;
       return i;
     }
@@ -119,11 +117,18 @@ const DictObject::Entry* DictObject::find(const Value& key) const {
 }
 
 void DictObject::rebuild(std::size_t capacity) {
-  std::erase_if(entries_, [](const Entry& e) { return e.hash == kRemoved; });
+  std::size_t kept = 0;
+  for (std::size_t n = 0; n < entries_.size(); ++n)
+    if (!removed_[n]) {
+      if (kept != n) entries_[kept] = std::move(entries_[n]);
+      ++kept;
+    }
+  entries_.resize(kept);
+  removed_.assign(kept, false);
   slots_.assign(capacity, kEmpty);
   std::size_t mask = capacity - 1;
   for (std::size_t n = 0; n < entries_.size(); ++n) {
-    std::size_t i = entries_[n].hash & mask;
+    std::size_t i = entries_[n].key.hash() & mask;
     while (slots_[i] != kEmpty) i = (i + 1) & mask;
     slots_[i] = static_cast<std::uint32_t>(n + 1);
   }
@@ -143,11 +148,14 @@ Value DictObject::remove_at(std::size_t slot) {
   Value v = std::move(e.value);
   e.key = Value();  // releases what the key and value held (proxies: their objects)
   e.value = Value();
-  e.hash = kRemoved;
+  removed_[slots_[slot] - 1] = true;
   slots_[slot] = kDummy;
   --live_;
   // Trailing deleted entries go at once, so that popitem() finds the last live entry directly.
-  while (!entries_.empty() && entries_.back().hash == kRemoved) entries_.pop_back();
+  while (!entries_.empty() && removed_.back()) {
+    entries_.pop_back();
+    removed_.pop_back();
+  }
   return v;
 }
 
@@ -171,7 +179,8 @@ void DictObject::setitem(Value key, Value value) {
   bool found;
   std::size_t slot = probe(key, hash, found);
   if (slots_[slot] == kEmpty) ++used_slots_;
-  entries_.push_back(Entry{std::move(key), std::move(value), hash});
+  entries_.push_back(Entry{std::move(key), std::move(value)});
+  removed_.push_back(false);
   slots_[slot] = static_cast<std::uint32_t>(entries_.size());
   ++live_;
 }
@@ -222,7 +231,7 @@ Value::Array DictObject::popitem() {
   const Entry& last = entries_.back();  // LIFO, as Python's dict; never a deleted one
   Value key = last.key;
   bool found;
-  std::size_t slot = probe(key, last.hash, found);
+  std::size_t slot = probe(key, hash_of(key), found);
   Value value = remove_at(slot);
   return Value::Array{std::move(key), std::move(value)};
 }
@@ -255,6 +264,7 @@ void DictObject::update(const Value& pairs) {
 
 void DictObject::clear() {
   entries_.clear();
+  removed_.clear();
   slots_.clear();
   live_ = used_slots_ = 0;
 }
