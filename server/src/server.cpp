@@ -177,7 +177,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::string_view method() const override { return method_; }
     std::uint64_t caller() const override { return owner_; }
 
-    bool reply(PackFn pack, const void* value) override {
+    bool reply(PackFn pack, const void* value, Lifetime lifetime = Lifetime::kBorrowed) override {
       if (done_.exchange(true)) return false;
       auto s = server_.lock();
       if (!s || request_id_ == 0) return true;
@@ -185,6 +185,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       wire::Frames frames;
       try {
         wire::Encoder enc(&hooks);
+        enc.share_unshared_blobs(lifetime == Lifetime::kTemporary);
         auto& pk = enc.packer();
         pk.pack_array(4);
         pk.pack(static_cast<std::uint8_t>(Op::kReply));

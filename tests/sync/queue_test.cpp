@@ -29,6 +29,28 @@ TEST_F(Queues, FifoLifoAndPriorityOrder) {
   EXPECT_EQ(mixed.qsize(), 1u);
 }
 
+// A popped item's bytes go out in the reply without a copy; a stored one's are copied. Both
+// must arrive intact while the server goes on changing its containers.
+TEST_F(Queues, LargeBytesArriveIntactFromQueuesAndDicts) {
+  auto q = m().Queue<zmanager::Bytes>();
+  auto d = m().dict<int, zmanager::Bytes>();
+  auto item = [](int i) {
+    zmanager::Bytes b(64 * 1024);
+    for (std::size_t k = 0; k < b.size(); ++k)
+      b.data()[k] = std::byte(static_cast<unsigned>(i + k));
+    return b;
+  };
+  for (int i = 0; i < 20; ++i) {
+    q.put(item(i));
+    d.set(i % 4, item(i));
+  }
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(q.get(), item(i)) << "queue item " << i;
+    EXPECT_EQ(d.get(i % 4), item(16 + i % 4)) << "dict entry " << i % 4;
+    d.set(i % 4, item(16 + i % 4));  // replaced while the last reply may still be in flight
+  }
+}
+
 TEST_F(Queues, QsizeEmptyAndFull) {
   auto q = m().Queue<std::string>(2);
   EXPECT_TRUE(q.empty());

@@ -94,6 +94,23 @@ TEST(Encoder, LargeBytesGoToTheirOwnFrameAndComeBackWithoutACopy) {
   EXPECT_EQ(static_cast<const void*>(back.data()), frame_data) << "the frame was copied";
 }
 
+TEST(Encoder, AReplysOwnBytesAreSentWithoutACopyOnlyWhenNothingElseSharesThem) {
+  zmanager::Bytes owned(100000);
+  zmanager::Bytes shared(100000);
+  zmanager::Bytes other_handle = shared.share();  // as a received frame still held elsewhere
+  wire::Encoder enc;
+  enc.share_unshared_blobs(true);
+  enc.pack(owned);
+  enc.pack(shared);
+  ASSERT_EQ(enc.blobs().size(), 2u);
+  EXPECT_EQ(enc.blobs()[0].data(), owned.data()) << "an unshared temporary was copied";
+  EXPECT_NE(enc.blobs()[1].data(), shared.data()) << "storage someone else holds was not copied";
+
+  wire::Encoder by_default;  // a request's arguments: the caller may change them once sent
+  by_default.pack(owned);
+  EXPECT_NE(by_default.blobs()[0].data(), owned.data());
+}
+
 TEST(Encoder, SmallBytesStayInline) {
   wire::Encoder enc;
   enc.pack(zmanager::Bytes("abc"));

@@ -17,7 +17,10 @@ Encoder* Encoder::current() {
 }
 
 std::uint32_t Encoder::add_blob(const Bytes& b) {
-  blobs_.push_back(b);  // the one copy: user memory into the frame that is sent
+  if (share_unshared_ && b.unshared())
+    blobs_.push_back(b.share());
+  else
+    blobs_.push_back(b);  // the one copy: user memory into the frame that is sent
   return static_cast<std::uint32_t>(blobs_.size());  // frame index; frame 0 is the body
 }
 

@@ -22,9 +22,13 @@ namespace detail {
 class ReplyTarget {
  public:
   using PackFn = void (*)(wire::Encoder& enc, const void* value);
+  /// Whether the value outlives the reply. A temporary's bytes may be sent without a copy when
+  /// nothing else shares them; a borrowed value may be changed after reply() returns, while
+  /// its frames are still being sent.
+  enum class Lifetime { kBorrowed, kTemporary };
   virtual ~ReplyTarget() = default;
   /// Encodes the result with `pack(enc, value)` and sends it. Returns false if already replied.
-  virtual bool reply(PackFn pack, const void* value) = 0;
+  virtual bool reply(PackFn pack, const void* value, Lifetime lifetime = Lifetime::kBorrowed) = 0;
   virtual bool fail(std::exception_ptr error) = 0;
   virtual std::string_view method() const = 0;
   /// Who made the call: the client session's id, or an internal owner for calls made by objects
@@ -66,6 +70,13 @@ class Responder {
   requires(!std::is_void_v<U>) void send(const U& value) {
     auto target = std::move(target_);
     if (target) target->reply(&detail::pack_result<T>, &value);
+  }
+  /// A value handed over (`send(queue.pop())`): its bytes may go out without a copy.
+  template <class U = T>
+  requires(!std::is_void_v<U> && std::is_same_v<U, T>) void send(U&& value) {
+    auto target = std::move(target_);
+    if (target)
+      target->reply(&detail::pack_result<T>, &value, detail::ReplyTarget::Lifetime::kTemporary);
   }
   void send() requires std::is_void_v<T> {
     auto target = std::move(target_);

@@ -101,7 +101,8 @@ void reply_with(CallContext& ctx, R& result) {
       ctx.target()->reply(&pack_result<void>, nullptr);
     }
   } else {
-    ctx.target()->reply(&pack_result<D>, &result);
+    // The method's own result, destroyed after the reply.
+    ctx.target()->reply(&pack_result<D>, &result, ReplyTarget::Lifetime::kTemporary);
   }
 }
 

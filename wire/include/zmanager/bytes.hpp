@@ -57,6 +57,8 @@ class Bytes {
   /// A second handle on the same storage (no copy). Internal: used to hand a received frame to
   /// the decoder; user code gets deep copies.
   Bytes share() const { return Bytes(owner_, data_, size_); }
+  /// No other Bytes refers to this storage.
+  bool unshared() const noexcept { return owner_.use_count() == 1; }
 
   friend bool operator==(const Bytes& a, const Bytes& b) noexcept { return a.view() == b.view(); }
 

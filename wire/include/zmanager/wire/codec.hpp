@@ -93,6 +93,10 @@ class Encoder {
   }
 
   std::uint32_t add_blob(const Bytes& b);
+  /// Lets add_blob() send a Bytes' own storage instead of a copy when nothing else refers to
+  /// it: for values that die once encoded (a reply's result), so nothing can change them while
+  /// ZeroMQ still sends them.
+  void share_unshared_blobs(bool on) { share_unshared_ = on; }
   void add_ref(std::uint64_t id);
   RefHooks* hooks() const { return hooks_; }
 
@@ -113,6 +117,7 @@ class Encoder {
   std::vector<std::uint64_t> refs_;
   RefHooks* hooks_;
   Encoder* previous_;
+  bool share_unshared_ = false;
 };
 
 /// What decoding a message body needs besides the msgpack tree: its blob frames and the hooks
