@@ -36,11 +36,12 @@ const Registry::SharedEntry* Registry::find_shared(std::string_view name) const 
 
 namespace detail {
 
-std::shared_ptr<const DispatchTable> DispatchTable::restricted(
+std::shared_ptr<DispatchTable> DispatchTable::restricted(
     const std::vector<std::string>& exposed) const {
   auto t = std::make_shared<DispatchTable>();
   t->class_name = class_name;
   t->type = type;
+  t->short_calls = short_calls;
   for (const auto& name : exposed) {
     const MethodEntry* m = find(name);
     if (!m)

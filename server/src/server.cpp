@@ -718,7 +718,10 @@ void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, OwnerId owner,
   server::Task task = [this, obj, entry, in = std::move(in), target, refs = std::move(refs)] {
     run_call(obj, *entry, in, target, refs);
   };
-  if (local && obj->strand->try_run_here(task)) return;
+  // A call on an object of short calls runs at once on the thread that read it (when the
+  // object is idle), instead of waiting for this thread to hand the polling over.
+  bool run_now = local || (obj->table->short_calls && server::WorkerPool::polling_here());
+  if (run_now && obj->strand->try_run_here(task)) return;
   obj->strand->post(std::move(task));
 }
 

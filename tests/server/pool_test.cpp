@@ -42,3 +42,29 @@ TEST(Pool, WithOneWorkerTwoSlowCallsStillLeaveAThreadReading) {
 }
 
 }  // namespace
+
+namespace {
+
+// TypeOptions::short_calls: calls run on the thread that read them. They still answer, park
+// and respect `exposed` exactly as other calls do.
+TEST(Pool, ShortCallTypesAnswerParkAndKeepTheirExposedMethods) {
+  zmanager::BaseManager manager(zmanager::ManagerOptions{.threads = 1});
+  manager.register_type<Maths>("Maths",
+                               zmanager::TypeOptions{.exposed = {"add"}, .short_calls = true});
+  manager.register_type<Mailbox>("Mailbox", zmanager::TypeOptions{.short_calls = true});
+  manager.start();
+  auto maths = manager.create<Maths>("Maths");
+  auto mailbox = manager.create<Mailbox>("Mailbox");
+  EXPECT_EQ(maths.add(2, 3), 5);
+  EXPECT_THROW(maths.mul(2, 3), zmanager::AttributeError);
+  auto letter = mailbox.async().get(10000);  // parked on the server
+  std::vector<zmanager::Future<int>> sums;
+  for (int i = 0; i < 100; ++i) sums.push_back(maths.async().add(i, i));
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(sums[static_cast<std::size_t>(i)].get(), 2 * i);
+  EXPECT_FALSE(letter.ready());
+  mailbox.post("hello");
+  ASSERT_TRUE(letter.wait_for(10s));
+  EXPECT_EQ(letter.get(), "hello");
+}
+
+}  // namespace

@@ -31,6 +31,7 @@ struct DispatchTable {
   std::string class_name;
   const std::type_info* type = nullptr;  // the C++ class, to check what a local reference holds
   std::vector<MethodEntry> methods;
+  bool short_calls = false;  // TypeOptions::short_calls
 
   const MethodEntry* find(std::string_view name) const {
     for (const auto& m : methods)
@@ -39,7 +40,7 @@ struct DispatchTable {
   }
   /// A copy restricted to the named methods (Python's `exposed=`); unknown names are a
   /// ValueError, so a typo does not silently hide a method.
-  std::shared_ptr<const DispatchTable> restricted(const std::vector<std::string>& exposed) const;
+  std::shared_ptr<DispatchTable> restricted(const std::vector<std::string>& exposed) const;
 };
 
 /// Decodes a msgpack argument array as the tuple Params, or throws TypeError saying which

@@ -18,6 +18,12 @@ namespace zmanager {
 struct TypeOptions {
   /// The methods clients may call; empty means every method named in ZMANAGER_EXPOSE.
   std::vector<std::string> exposed;
+  /// Every method returns quickly and never blocks (a wait is a parked reply, not a blocked
+  /// thread). The server then runs a call on the thread that read it, without first handing the
+  /// reading of requests to another thread, which saves a thread wake-up per call; a call that
+  /// does take long delays the reading of every client's requests meanwhile. The built-in
+  /// types (dict, list, queues, locks, ...) are registered so.
+  bool short_calls = false;
 };
 
 /// Type ids and shared objects a manager knows. Built explicitly (an object of the manager, not
@@ -99,9 +105,12 @@ class Registry {
   template <class T>
   static std::shared_ptr<const detail::DispatchTable> table_for(const TypeOptions& options) {
     const auto& full = detail::dispatch_table<T>();
-    if (options.exposed.empty())
+    if (options.exposed.empty() && !options.short_calls)
       return std::shared_ptr<const detail::DispatchTable>(std::shared_ptr<void>(), &full);
-    return full.restricted(options.exposed);
+    auto table = options.exposed.empty() ? std::make_shared<detail::DispatchTable>(full)
+                                         : full.restricted(options.exposed);
+    table->short_calls = options.short_calls;
+    return table;
   }
 
   template <class T>
