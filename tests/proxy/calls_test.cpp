@@ -126,6 +126,17 @@ TEST_F(Calls, AnObjectIsDestroyedWhenItsLastProxyGoes) {
   EXPECT_EQ(after.destroyed, before.destroyed + 1);
 }
 
+// Regression: the reply to create() went out before the server dropped the reference it held
+// while replying, so a release sent at once could leave the object alive until later (seen
+// under TSan: stats() right after the release still counted it).
+TEST_F(Calls, AnObjectReleasedRightAfterItsCreationIsGoneForTheNextCall) {
+  auto before = stats().destroyed;
+  for (std::uint64_t i = 1; i <= 100; ++i) {
+    manager.create<Counter>("Counter", 0);  // the proxy is dropped at once: a release follows
+    ASSERT_EQ(stats().destroyed, before + i) << "after " << i << " creations";
+  }
+}
+
 TEST_F(Calls, AnObjectHeldByAnotherObjectLivesUntilReleasedThere) {
   auto holder = manager.create<Holder>("Holder");
   {
