@@ -107,10 +107,20 @@ class Waker {
 struct RefReply {
   std::uint64_t id;
   std::string type;
+  // A reference held while replying (create), dropped once the reply has counted the caller's
+  // own and before the reply is sent: dropped after, a client acting on the reply at once (a
+  // release, then stats()) could find the object still counted while the replying thread had
+  // not yet got back to drop it.
+  server::ObjectTable* held_in_flight = nullptr;
+  mutable bool hold_dropped = false;
 };
 void pack_ref_reply(wire::Encoder& enc, const void* value) {
   const auto& r = *static_cast<const RefReply*>(value);
-  detail::pack_ref(enc.packer(), r.id, r.type);
+  detail::pack_ref(enc.packer(), r.id, r.type);  // counts the caller's reference
+  if (r.held_in_flight && !r.hold_dropped) {
+    r.hold_dropped = true;
+    r.held_in_flight->decref(server::kInFlightOwner, r.id);
+  }
 }
 
 }  // namespace
@@ -811,9 +821,9 @@ void Server::Impl::server_method(const std::string& method,
         // Count a reference while replying, so that an object whose reply cannot be delivered
         // (the session ended meanwhile) is destroyed rather than kept forever.
         table.incref(kInFlightOwner, obj->id);
-        RefReply ref{obj->id, obj->type_id};
+        RefReply ref{obj->id, obj->type_id, &table};
         target->reply(&pack_ref_reply, &ref);
-        table.decref(kInFlightOwner, obj->id);
+        if (!ref.hold_dropped) table.decref(kInFlightOwner, obj->id);  // nothing was encoded
       } catch (...) {
         target->fail(std::current_exception());
       }
