@@ -1,6 +1,7 @@
 // The wire layer on its own: framing, limits, blobs, authentication proofs.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cmath>
 
 #include "zmanager/wire/protocol.hpp"
@@ -170,6 +171,29 @@ TEST(Errors, ZmanagerErrorsTravelUnderPythonNames) {
     EXPECT_EQ(e.method(), "go");
     EXPECT_EQ(e.object(), "7");
   }
+}
+
+TEST(Errors, OsErrorsAreTypedByErrnoAndTravelUnderPythonNames) {
+  try {
+    zmanager::throw_os_error(EEXIST, "psm_x");
+    ADD_FAILURE() << "nothing thrown";
+  } catch (const zmanager::FileExistsError& e) {
+    EXPECT_EQ(e.error_code(), EEXIST);
+    EXPECT_NE(std::string(e.what()).find("'psm_x'"), std::string::npos);
+  }
+  EXPECT_THROW(zmanager::throw_os_error(ENOENT, "a"), zmanager::FileNotFoundError);
+  try {
+    zmanager::throw_os_error(EINVAL, "a/b");
+    ADD_FAILURE() << "nothing thrown";
+  } catch (const zmanager::OSError& e) {
+    EXPECT_EQ(typeid(e), typeid(zmanager::OSError));
+    EXPECT_EQ(e.error_code(), EINVAL);
+  }
+  EXPECT_EQ(zmanager::error_type_name(zmanager::FileNotFoundError("f")), "FileNotFoundError");
+  EXPECT_THROW(zmanager::throw_remote_error("raised", "FileExistsError", "x", "create", ""),
+               zmanager::FileExistsError);
+  EXPECT_THROW(zmanager::throw_remote_error("raised", "OSError", "x", "create", ""),
+               zmanager::OSError);
 }
 
 TEST(Address, PortZeroMeansAnyFreePort) {

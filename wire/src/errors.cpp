@@ -2,7 +2,9 @@
 
 #include <cxxabi.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <typeinfo>
 
@@ -42,7 +44,9 @@ bool visit_named(F&& f) {
          f(Named<RuntimeError>{"RuntimeError"}) ||
          f(Named<AuthenticationError>{"AuthenticationError"}) ||
          f(Named<ConnectionError>{"ConnectionError"}) || f(Named<TimeoutError>{"TimeoutError"}) ||
-         f(Named<ProcessError>{"ProcessError"}) || f(Named<ProtocolError>{"ProtocolError"});
+         f(Named<ProcessError>{"ProcessError"}) || f(Named<ProtocolError>{"ProtocolError"}) ||
+         f(Named<OSError>{"OSError"}) || f(Named<FileExistsError>{"FileExistsError"}) ||
+         f(Named<FileNotFoundError>{"FileNotFoundError"});
 }
 
 }  // namespace
@@ -68,6 +72,14 @@ void throw_remote_error(const std::string& kind, const std::string& type,
     throw E(message + (method.empty() ? "" : " (in " + method + ")"));
   });
   throw RemoteError(type, message, method, object, kind);
+}
+
+void throw_os_error(int error_code, const std::string& subject) {
+  std::string what = "[Errno " + std::to_string(error_code) + "] " + std::strerror(error_code) +
+                     ": '" + subject + "'";
+  if (error_code == EEXIST) throw FileExistsError(what, error_code);
+  if (error_code == ENOENT) throw FileNotFoundError(what, error_code);
+  throw OSError(what, error_code);
 }
 
 }  // namespace zmanager

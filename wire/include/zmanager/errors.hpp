@@ -54,8 +54,33 @@ ZMANAGER_DEFINE_ERROR(TimeoutError)
 ZMANAGER_DEFINE_ERROR(ProcessError)
 /// The peer broke the wire protocol (malformed frames, unsupported version, over a limit).
 ZMANAGER_DEFINE_ERROR(ProtocolError)
+/// An operating-system call failed (Python's OSError); `error_code()` is its errno, 0 when it
+/// came from a remote side.
+class OSError : public Error {
+ public:
+  explicit OSError(const std::string& what, int error_code = 0)
+      : Error(what), error_code_(error_code) {}
+  OSError() : OSError("OSError") {}
+  int error_code() const noexcept { return error_code_; }
 
+ private:
+  int error_code_;
+};
+#define ZMANAGER_DEFINE_OS_ERROR(Name)                                                        \
+  class Name : public OSError {                                                               \
+   public:                                                                                    \
+    explicit Name(const std::string& what, int error_code = 0) : OSError(what, error_code) {} \
+    Name() : OSError(#Name) {}                                                                \
+  };
+ZMANAGER_DEFINE_OS_ERROR(FileExistsError)
+ZMANAGER_DEFINE_OS_ERROR(FileNotFoundError)
+
+#undef ZMANAGER_DEFINE_OS_ERROR
 #undef ZMANAGER_DEFINE_ERROR
+
+/// Throws the OSError subclass Python raises for `error_code` (EEXIST: FileExistsError, ENOENT:
+/// FileNotFoundError, others OSError) with the message "[Errno N] <strerror>: '<subject>'".
+[[noreturn]] void throw_os_error(int error_code, const std::string& subject);
 
 /// Python-style name of a zmanager error ("KeyError"), or the demangled dynamic type name of any
 /// other exception. This is what travels as the error's `type` on the wire.
