@@ -13,5 +13,6 @@
 #include "zmanager/proxy.hpp"
 #include "zmanager/registry.hpp"
 #include "zmanager/server.hpp"
+#include "zmanager/shared_memory.hpp"
 #include "zmanager/sync.hpp"
 #include "zmanager/value.hpp"
