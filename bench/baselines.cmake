@@ -6,3 +6,6 @@ zmanager_warnings(bench_zmq_floor)
 
 add_executable(bench_unix_floor unix_floor.cpp)
 zmanager_warnings(bench_unix_floor)
+
+add_executable(bench_memcpy_floor memcpy_floor.cpp)
+zmanager_warnings(bench_memcpy_floor)

@@ -41,6 +41,7 @@ How each scenario maps onto Python's manager:
   does not bias the ratio one way. Every waiter's get() has a server-side timeout.
   Set-up is not measured: a new manager connection costs ~40 ms on loopback (see
   connect_gate), so the 1000 connections take a few seconds.
+- frames_4k_queue: as queue_1MiB with 4K frames (3840*2160*3 bytes) and maxsize 4; MiB/s.
 - dict_1M_rss: server VmRSS after filling a managed dict with 1,000,000 int -> int entries
   (d.update in chunks of 10,000) minus its VmRSS before, in MiB. --items changes the count.
 
@@ -64,7 +65,7 @@ from multiprocessing.managers import SyncManager
 IMPL = "python"
 SCENARIOS = ("sync_add", "pipelined_add", "dict_set", "dict_get", "queue_64B", "lock_pair",
              "clients_sync_add", "clients_window_add", "queue_1MiB", "parked_waiters",
-             "dict_1M_rss")
+             "dict_1M_rss", "frames_4k_queue")
 BUDGET_S = 55.0              # the whole program, watchdog included, stays under 60 s
 CTX = mp.get_context("fork")
 now = time.monotonic         # CLOCK_MONOTONIC: comparable between processes on this host
@@ -510,6 +511,14 @@ def sc_queue_1MiB(m, a):
             "items_per_s": round(n / dt, 1)}
 
 
+def sc_frames_4k_queue(m, a):
+    size = 3840 * 2160 * 3
+    n, dt = run_queue(m, a, size, 4, 2)
+    return {"impl": IMPL, "scenario": "frames_4k_queue", "value": round(n * size / (1 << 20) / dt, 1),
+            "unit": "MiB/s", "n": n, "seconds": round(dt, 3), "item_bytes": size,
+            "frames_per_s": round(n / dt, 1)}
+
+
 # ---------------------------------------------------------------------------------------------
 # Parked waiters.
 
@@ -660,6 +669,7 @@ RUNNERS = {
     "queue_1MiB": sc_queue_1MiB,
     "parked_waiters": sc_parked_waiters,
     "dict_1M_rss": sc_dict_1M_rss,
+    "frames_4k_queue": sc_frames_4k_queue,
 }
 
 

@@ -28,6 +28,7 @@ def programs(build_dir):
         "python": [PYTHON, os.path.join(HERE, "python_bench.py")],
         "zmq": [os.path.join(bench, "bench_zmq_floor")],
         "unix": [os.path.join(bench, "bench_unix_floor")],
+        "memcpy": [os.path.join(bench, "bench_memcpy_floor")],
     }
 
 
@@ -55,6 +56,11 @@ RUNS = [
     # threads: zmanager only).
     ("parked_waiters_10k", "parked_waiters", ["--items", "10000", "--clients", "8"], ["zmanager"], True),
     ("dict_1M_rss", "dict_1M_rss", [], ["zmanager", "python"], True),
+    # 4K frames (3840×2160×3 bytes) between two processes: through shared memory (slot numbers
+    # through managed queues, as examples/shared_memory does), against one thread's memcpy; and
+    # the same frames as values through a managed queue, zmanager's and Python's.
+    ("frames_4k", "frames_4k", [], ["zmanager", "memcpy"], False),
+    ("frames_4k_queue", "frames_4k_queue", [], ["zmanager", "python"], True),
 ]
 
 # The targets: (label, key, impl, baseline key, baseline impl, comparison, bound, field).
@@ -80,6 +86,9 @@ TARGETS = [
     ("10,000 parked waiters: KiB per waiter (absolute)", "parked_waiters_10k", None, None, "le", 2.0, "value"),
     ("1,000 parked waiters: put→get latency with / without", "parked_waiters", None, None, "le", 1.5, "latency_ratio"),
     ("dict of 1,000,000 int→int: server RSS vs Python's", "dict_1M_rss", "python", "dict_1M_rss", "le", 0.5, "value"),
+    ("4K frames through shared memory vs one thread's memcpy", "frames_4k", "memcpy", "frames_4k", "ge", 0.8, "value"),
+    ("4K frames through shared memory vs Python's managed queue (reported)", "frames_4k", "python", "frames_4k_queue", None, None, "value"),
+    ("4K frames through a managed queue vs Python's (reported)", "frames_4k_queue", "python", "frames_4k_queue", None, None, "value"),
 ]
 
 

@@ -49,6 +49,8 @@
 
 #include <zmanager/zmanager.hpp>
 
+#include "frame_ring.hpp"
+
 extern char** environ;
 
 struct Maths {
@@ -74,9 +76,9 @@ constexpr int kUpFd = 3;  // a client process's fds, fixed by the spawner
 constexpr int kGoFd = 4;
 
 const std::vector<std::string_view> kScenarios = {
-    "sync_add",       "pipelined_add", "dict_set",          "dict_get",
-    "queue_64B",      "lock_pair",     "clients_sync_add",  "queue_1MiB",
-    "parked_waiters", "dict_1M_rss",   "clients_window_add"};
+    "sync_add",           "pipelined_add",    "dict_set",       "dict_get",       "queue_64B",
+    "lock_pair",          "clients_sync_add", "queue_1MiB",     "parked_waiters", "dict_1M_rss",
+    "clients_window_add", "frames_4k",        "frames_4k_queue"};
 
 struct Args {
   std::string scenario;
@@ -703,6 +705,24 @@ void child_producer(zmanager::SyncManager& m, const Args& a) {
          std::to_string(seconds_between(start, Clock::now())));
 }
 
+/// `frame_producer`: fills the board's frame ring (examples/shared_memory) until told to stop,
+/// then hands over the end mark.
+void child_frame_producer(zmanager::SyncManager& m, const Args& a) {
+  auto board = m.shared_dict(kBoard);
+  auto free = board["free"].as<frames::SlotQueue>();
+  auto filled = board["filled"].as<frames::SlotQueue>();
+  frames::FrameRing ring(board["segment"].as<std::string>(), frames::kFrameBytes);
+  std::vector<std::byte> frame(frames::kFrameBytes, std::byte{'x'});
+  board["picture_sum"] = static_cast<std::int64_t>(frames::picture_sum(frame));
+  report("ready " + std::to_string(a.id));
+  wait_go();
+  frames::FrameProducer producer(ring, free, filled);
+  std::int64_t n = 0;
+  while (!told_to_stop()) producer.send(frame, n++);
+  producer.finish();
+  report("result " + std::to_string(a.id) + " " + std::to_string(n) + " 0");
+}
+
 /// `waiters`: --items get()s parked on the board's queue at once (pipelined on this one
 /// connection), then waits for every one to be handed an item.
 void child_waiters(zmanager::SyncManager& m, const Args& a) {
@@ -736,6 +756,8 @@ int child_main(const Args& a) {
       child_producer(m, a);
     else if (a.child == "waiters")
       child_waiters(m, a);
+    else if (a.child == "frame_producer")
+      child_frame_producer(m, a);
     else
       throw std::invalid_argument("unknown child role " + a.child);
     return 0;
@@ -994,6 +1016,55 @@ Json dict_1M_rss(Context& c) {
   return j;
 }
 
+/// 4K frames from a producer process to this one through shared memory, as
+/// examples/shared_memory does it: a ring of 2 frame slots in one segment, slot numbers handed
+/// over through two managed queues, each frame copied into its slot and read there (every word
+/// summed and checked) by this process. The value is
+/// frames/s × frame size; its floor is one thread's memcpy (bench_memcpy_floor).
+Json frames_4k(Context& c) {
+  constexpr std::int64_t kSlots = 2;  // double buffering: the smallest working set
+  frames::FrameRing ring(frames::kFrameBytes, kSlots);
+  struct Unlink {
+    frames::FrameRing& ring;
+    ~Unlink() { ring.unlink(); }
+  } unlink_at_exit{ring};
+  auto free = c.m.Queue<std::int64_t>();
+  auto filled = c.m.Queue<std::int64_t>();
+  for (std::int64_t s = 0; s < kSlots; ++s) free.put(s);
+  auto board = c.m.shared_dict(kBoard);
+  board["free"] = free;
+  board["filled"] = filled;
+  board["segment"] = ring.name();
+  ClientProcesses producer(c.server.address, c.authkey);
+  producer.spawn("frame_producer", {});
+  producer.close_spawn_ends();
+  producer.expect("ready", 1, Clock::now() + kStepLimit);
+  producer.go();
+  auto picture_sum = static_cast<std::uint64_t>(board["picture_sum"].as<std::int64_t>());
+  frames::FrameConsumer consumer(ring, free, filled);
+  std::int64_t next = 0;
+  auto take = [&] {
+    auto number = consumer.receive(picture_sum);
+    check(number == next, "frame " + std::to_string(next) + " did not come next");
+    ++next;
+  };
+  auto r = time_each(c.args.seconds, take);
+  producer.stop();
+  while (consumer.receive(picture_sum)) {  // what it made before it stopped
+  }
+  producer.expect("result", 1, Clock::now() + kStepLimit);
+  producer.wait_exit(Clock::now() + kStepLimit);
+  double frames_per_s = static_cast<double>(r.ops) / r.seconds;
+  Json j;
+  j.num("value", frames_per_s * static_cast<double>(frames::kFrameBytes) / (1 << 20))
+      .str("unit", "MiB/s")
+      .num("frames_per_s", frames_per_s)
+      .integer("n", r.ops)
+      .integer("frame_bytes", static_cast<std::int64_t>(frames::kFrameBytes))
+      .integer("slots", kSlots);
+  return j;
+}
+
 Json run_scenario(Context& c) {
   const std::string& s = c.args.scenario;
   if (s == "sync_add") return sync_add(c);
@@ -1007,6 +1078,10 @@ Json run_scenario(Context& c) {
   if (s == "queue_1MiB") return queue_transfer(c, 1 << 20, 16, true);
   if (s == "parked_waiters") return parked_waiters(c);
   if (s == "dict_1M_rss") return dict_1M_rss(c);
+  if (s == "frames_4k") return frames_4k(c);
+  // The same frames as values through a managed queue (at most 4 queued, about 95 MiB).
+  if (s == "frames_4k_queue")
+    return queue_transfer(c, static_cast<std::int64_t>(frames::kFrameBytes), 4, true);
   throw std::logic_error("no implementation for scenario " + s);
 }
 
