@@ -13,6 +13,7 @@
 #include "zmanager/proxy.hpp"
 #include "zmanager/registry.hpp"
 #include "zmanager/server.hpp"
+#include "zmanager/shareable_list.hpp"
 #include "zmanager/shared_memory.hpp"
 #include "zmanager/sync.hpp"
 #include "zmanager/value.hpp"

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "process.hpp"
+#include "python.hpp"
 #include "zmanager/zmanager.hpp"
 
 namespace {
@@ -140,27 +141,14 @@ TEST(SharedMemory, AnotherProcessWritesWhatThisOneReads) {
   made.unlink();
 }
 
-// Runs python3 with a script; returns its stdout lines (the test fails if it does not exit 0).
-std::vector<std::string> run_python(const std::string& script) {
-  auto child = test::Child::spawn({"/usr/bin/python3", "-c", script});
-  std::vector<std::string> lines;
-  while (auto line = child.read_line(std::chrono::seconds(60))) lines.push_back(*line);
-  EXPECT_EQ(child.wait(std::chrono::seconds(60)), 0) << script;
-  return lines;
-}
-
-// Python < 3.13 registers an attached segment with its resource tracker, which unlinks it when
-// the Python process exits; the scripts unregister what they attach to or create for C++.
-constexpr const char* kPythonPrelude =
-    "import sys\n"
-    "from multiprocessing import shared_memory, resource_tracker\n"
-    "def keep(shm): resource_tracker.unregister(shm._name, 'shared_memory')\n";
+using test::kPythonSharedMemoryPrelude;
+using test::run_python;
 
 TEST(SharedMemoryInterop, PythonAttachesToASegmentCppMadeReadsAndWrites) {
   SharedMemory made(std::nullopt, true, 64);
   write_text(made, "from C++");
-  auto lines = run_python(std::string(kPythonPrelude) + "shm = shared_memory.SharedMemory(name='" +
-                          made.name() +
+  auto lines = run_python(std::string(kPythonSharedMemoryPrelude) +
+                          "shm = shared_memory.SharedMemory(name='" + made.name() +
                           "')\n"
                           "keep(shm)\n"
                           "print(shm.size, bytes(shm.buf[:8]).decode())\n"
@@ -173,7 +161,7 @@ TEST(SharedMemoryInterop, PythonAttachesToASegmentCppMadeReadsAndWrites) {
 }
 
 TEST(SharedMemoryInterop, CppAttachesToASegmentPythonMade) {
-  auto lines = run_python(std::string(kPythonPrelude) +
+  auto lines = run_python(std::string(kPythonSharedMemoryPrelude) +
                           "shm = shared_memory.SharedMemory(create=True, size=5000)\n"
                           "keep(shm)\n"
                           "shm.buf[:11] = b'from Python'\n"
