@@ -114,6 +114,10 @@ void BaseManager::start() {
         }
         ::kill(::getpid(), SIGTERM);
       }).detach();
+      // serve_forever() takes SIGTERM over while it serves and restores this on return: the
+      // watcher's kill may land after that, while the server stops (its stop hooks running),
+      // and must not end the process there.
+      ::signal(SIGTERM, SIG_IGN);
       server.serve_forever();
     } catch (const std::exception& e) {
       write_all(report[1], std::string("error ") + e.what() + "\n");

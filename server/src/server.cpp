@@ -455,6 +455,13 @@ void Server::Impl::stop_everything() {
   if (stopped.exchange(true)) return;
   pool.stop();
   table.clear();
+  for (const auto& hook : registry.stop_hooks()) {
+    try {
+      hook();
+    } catch (const std::exception& e) {
+      log::error("a stop hook failed: ", e.what());
+    }
+  }
 }
 
 std::string Server::Impl::type_id_for(const detail::DispatchTable& t) const {

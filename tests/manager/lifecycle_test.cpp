@@ -2,7 +2,11 @@
 // to end, the errors for misuse, and the proxies' behaviour once the server is gone.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdio>
+#include <thread>
 
 #include "process.hpp"
 #include "test_types.hpp"
@@ -147,6 +151,28 @@ TEST(Lifecycle, AServerStartedByAProcessStopsWhenThatProcessDies) {
     }
   }
   EXPECT_TRUE(gone);
+}
+
+TEST(Lifecycle, StopHooksRunInTheServerProcessAtEveryShutdown) {
+  // Regression: shutdown() closes the lifeline right after the server answers the shutdown
+  // request, and the lifeline's watcher then sent SIGTERM, whose default action (restored when
+  // serve_forever returned) could kill the server before its stop hooks ran (1 in ~30).
+  std::string marker = "/tmp/zmanager_stop_hook_" + std::to_string(::getpid());
+  for (int i = 0; i < 20; ++i) {
+    std::string path = marker + "_" + std::to_string(i);
+    {
+      zmanager::BaseManager m;
+      // A hook that takes a while, as unlinking many segments does: the kill came meanwhile.
+      m.at_server_stop([path, parent = ::getpid()] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (::getpid() != parent) std::fclose(std::fopen(path.c_str(), "w"));
+      });
+      m.start();
+      m.shutdown();
+    }
+    EXPECT_EQ(::access(path.c_str(), F_OK), 0) << "cycle " << i << ": the hook did not run";
+    ::unlink(path.c_str());
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,6 +53,9 @@ class BaseManager {
     registry_.register_shared<T>(std::move(name), std::move(object), std::move(options));
   }
 
+  /// Runs `hook` in the serving process once the server stops (Registry::at_server_stop).
+  void at_server_stop(std::function<void()> hook) { registry_.at_server_stop(std::move(hook)); }
+
   /// Starts a server in a child process; returns once it accepts connections, connected to it.
   /// ProcessError if already started or shut down.
   void start();
@@ -85,6 +89,10 @@ class BaseManager {
   template <class T>
   Proxy<T> get_shared(std::string_view name) {
     return server().template call<Proxy<T>>("shared", std::string(name));
+  }
+  /// The same as a proxy for dynamic calls.
+  DynamicProxy get_shared_dynamic(std::string_view name) {
+    return server().template call<DynamicProxy>("shared", std::string(name));
   }
   ServerStats stats() { return server().call<ServerStats>("stats"); }
   /// Asks the server this manager is connected to to stop (any client may; it is authenticated).

@@ -78,6 +78,12 @@ class Registry {
     shared_[std::move(key)] = SharedEntry{std::move(name), std::move(object), std::move(table)};
   }
 
+  /// Runs `hook` in the serving process once a server built from this registry has stopped
+  /// (its objects are released by then): where a manager cleans up what its server made, such
+  /// as the segments a SharedMemoryManager tracks.
+  void at_server_stop(std::function<void()> hook) { stop_hooks_.push_back(std::move(hook)); }
+  const std::vector<std::function<void()>>& stop_hooks() const { return stop_hooks_; }
+
   const TypeEntry* find_type(std::string_view type_id) const;
   const SharedEntry* find_shared(std::string_view name) const;
   const std::map<std::string, TypeEntry, std::less<>>& types() const { return types_; }
@@ -124,6 +130,7 @@ class Registry {
   std::map<std::string, TypeEntry, std::less<>> types_;
   std::map<std::string, SharedEntry, std::less<>> shared_;
   std::unordered_map<std::type_index, std::string> names_;
+  std::vector<std::function<void()>> stop_hooks_;
 };
 
 }  // namespace zmanager
