@@ -15,5 +15,6 @@
 #include "zmanager/server.hpp"
 #include "zmanager/shareable_list.hpp"
 #include "zmanager/shared_memory.hpp"
+#include "zmanager/shared_memory_manager.hpp"
 #include "zmanager/sync.hpp"
 #include "zmanager/value.hpp"
