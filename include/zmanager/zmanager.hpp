@@ -10,6 +10,7 @@
 #include "zmanager/expose.hpp"
 #include "zmanager/future.hpp"
 #include "zmanager/manager.hpp"
+#include "zmanager/pipe.hpp"
 #include "zmanager/proxy.hpp"
 #include "zmanager/registry.hpp"
 #include "zmanager/server.hpp"

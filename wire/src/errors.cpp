@@ -46,7 +46,8 @@ bool visit_named(F&& f) {
          f(Named<ConnectionError>{"ConnectionError"}) || f(Named<TimeoutError>{"TimeoutError"}) ||
          f(Named<ProcessError>{"ProcessError"}) || f(Named<ProtocolError>{"ProtocolError"}) ||
          f(Named<OSError>{"OSError"}) || f(Named<FileExistsError>{"FileExistsError"}) ||
-         f(Named<FileNotFoundError>{"FileNotFoundError"});
+         f(Named<FileNotFoundError>{"FileNotFoundError"}) ||
+         f(Named<BrokenPipeError>{"BrokenPipeError"}) || f(Named<EOFError>{"EOFError"});
 }
 
 }  // namespace
@@ -79,6 +80,7 @@ void throw_os_error(int error_code, const std::string& subject) {
                      ": '" + subject + "'";
   if (error_code == EEXIST) throw FileExistsError(what, error_code);
   if (error_code == ENOENT) throw FileNotFoundError(what, error_code);
+  if (error_code == EPIPE || error_code == ECONNRESET) throw BrokenPipeError(what, error_code);
   throw OSError(what, error_code);
 }
 

@@ -54,6 +54,8 @@ ZMANAGER_DEFINE_ERROR(TimeoutError)
 ZMANAGER_DEFINE_ERROR(ProcessError)
 /// The peer broke the wire protocol (malformed frames, unsupported version, over a limit).
 ZMANAGER_DEFINE_ERROR(ProtocolError)
+/// Nothing more to receive: the other end of a Pipe is closed (Python's EOFError).
+ZMANAGER_DEFINE_ERROR(EOFError)
 /// An operating-system call failed (Python's OSError); `error_code()` is its errno, 0 when it
 /// came from a remote side.
 class OSError : public Error {
@@ -74,6 +76,7 @@ class OSError : public Error {
   };
 ZMANAGER_DEFINE_OS_ERROR(FileExistsError)
 ZMANAGER_DEFINE_OS_ERROR(FileNotFoundError)
+ZMANAGER_DEFINE_OS_ERROR(BrokenPipeError)
 
 #undef ZMANAGER_DEFINE_OS_ERROR
 #undef ZMANAGER_DEFINE_ERROR
