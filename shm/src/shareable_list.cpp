@@ -85,7 +85,7 @@ void write_slot(std::byte* slot, const Encoded& e, const Value& value) {
   if (e.code == kStr || e.code == kBytes) {
     std::size_t n = std::stoul(e.format);
     std::memset(slot, 0, n);
-    std::memcpy(slot, e.text.data(), e.text.size());
+    if (!e.text.empty()) std::memcpy(slot, e.text.data(), e.text.size());  // b"" has no data
     return;
   }
   std::memset(slot, 0, kWord);
