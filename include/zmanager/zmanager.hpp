@@ -17,5 +17,6 @@
 #include "zmanager/shareable_list.hpp"
 #include "zmanager/shared_memory.hpp"
 #include "zmanager/shared_memory_manager.hpp"
+#include "zmanager/shared_value.hpp"
 #include "zmanager/sync.hpp"
 #include "zmanager/value.hpp"
