@@ -8,18 +8,18 @@
 #include <cerrno>
 #include <cstring>
 
+#include "zmanager/wire/protocol.hpp"
+
 namespace zmanager {
 
 // A message on a pipe (both ends on one host, so native byte order):
 //   uint64 body length, uint32 blob count, uint32 zero, the msgpack body,
 //   then per blob: uint64 length, its bytes.
-// The reader checks the bounds below before it allocates anything.
+// The reader checks the bounds of a server's messages (wire::Limits: body, whole message,
+// number of bytes values, depth) before it allocates anything.
 namespace {
 
-constexpr std::uint64_t kMaxBodyBytes = std::uint64_t{64} << 20;
-constexpr std::uint64_t kMaxMessageBytes = std::uint64_t{256} << 20;
-constexpr std::uint32_t kMaxBlobs = 4096;
-constexpr std::size_t kMaxDepth = 64;
+const wire::Limits kLimits{};
 
 struct Header {
   std::uint64_t body_bytes;
@@ -105,7 +105,8 @@ void PipeEnd::send_encoded(const msgpack::sbuffer& body, const std::vector<Bytes
   if (!writable_) throw OSError("connection is read-only");
   std::uint64_t total = body.size();
   for (const auto& b : blobs) total += b.size();
-  if (body.size() > kMaxBodyBytes || blobs.size() > kMaxBlobs || total > kMaxMessageBytes)
+  if (body.size() > kLimits.max_body_bytes || blobs.size() > kLimits.max_frames ||
+      total > kLimits.max_message_bytes)
     throw ValueError("a pipe message holds at most 256 MiB (64 MiB outside bytes values)");
   Header h{body.size(), static_cast<std::uint32_t>(blobs.size()), 0};
   write_all(fd_, &h, sizeof h);
@@ -129,9 +130,9 @@ PipeEnd::Received PipeEnd::receive() {
     return ProtocolError("pipe message refused: " + why);
   };
   if (h.zero != 0) throw refuse("malformed header");
-  if (h.body_bytes > kMaxBodyBytes)
+  if (h.body_bytes > kLimits.max_body_bytes)
     throw refuse("body of " + std::to_string(h.body_bytes) + " bytes");
-  if (h.blobs > kMaxBlobs) throw refuse(std::to_string(h.blobs) + " bytes values");
+  if (h.blobs > kLimits.max_frames) throw refuse(std::to_string(h.blobs) + " bytes values");
   std::string body(h.body_bytes, '\0');
   read_all(fd_, body.data(), body.size(), true);
   Received r;
@@ -140,17 +141,14 @@ PipeEnd::Received PipeEnd::receive() {
     std::uint64_t size = 0;
     read_all(fd_, &size, sizeof size, true);
     total += size;
-    if (total > kMaxMessageBytes) throw refuse("more than 256 MiB");
+    if (total > kLimits.max_message_bytes) throw refuse("more than 256 MiB");
     Bytes blob(static_cast<std::size_t>(size));
     read_all(fd_, blob.data(), blob.size(), true);
     r.blobs.push_back(std::move(blob));
   }
   try {
-    // Counts bounded by the body's length (each element takes a byte at least) and the depth
-    // by kMaxDepth, as for server messages: a few bytes cannot make the unpacker reserve more.
-    std::size_t len = body.size();
-    r.handle = msgpack::unpack(body.data(), len, nullptr, nullptr,
-                               msgpack::unpack_limit(len, len / 2, len, len, len, kMaxDepth));
+    r.handle = msgpack::unpack(body.data(), body.size(), nullptr, nullptr,
+                               wire::unpack_limits(body.size(), kLimits));
   } catch (const std::exception& e) {
     throw ProtocolError(std::string("malformed pipe message: ") + e.what());
   }

@@ -35,6 +35,16 @@ std::size_t data_start(std::size_t n) {
   return kWord * (n + 2);
 }
 
+/// Where the formats of a list of `n` items with `data_bytes` of slots begin.
+std::size_t formats_start(std::size_t n, std::int64_t data_bytes) {
+  return data_start(n) + static_cast<std::size_t>(data_bytes);
+}
+
+/// The bytes a list of `n` items with `data_bytes` of slots takes: the codes end it.
+std::size_t total_bytes(std::size_t n, std::int64_t data_bytes) {
+  return formats_start(n, data_bytes) + (kWord + 1) * n;
+}
+
 /// How one value is stored: its struct format, code and bytes (text only).
 struct Encoded {
   std::string format;
@@ -130,10 +140,7 @@ ShareableList::ShareableList(std::initializer_list<Value> items, std::optional<s
 struct ShareableList::Plan {
   std::vector<Encoded> items;
   std::vector<std::int64_t> offsets{0};
-  std::size_t formats_at() const {
-    return data_start(items.size()) + static_cast<std::size_t>(offsets.back());
-  }
-  std::size_t total() const { return formats_at() + (kWord + 1) * items.size(); }
+  std::size_t total() const { return total_bytes(items.size(), offsets.back()); }
 };
 
 namespace {
@@ -165,13 +172,12 @@ ShareableList::ShareableList(const std::vector<Value>& items, const Plan& p,
       size_(items.size()),
       offsets_(p.offsets) {
   std::byte* base = shm_.buf().data();
-  std::size_t formats_at = p.formats_at();
   store_i64(base, static_cast<std::int64_t>(size_));
   for (std::size_t i = 0; i <= size_; ++i) store_i64(base + kWord * (i + 1), offsets_[i]);
   for (std::size_t i = 0; i < size_; ++i) {
-    write_slot(base + data_start(size_) + offsets_[i], p.items[i], items[i]);
-    write_format(base + formats_at + kWord * i, p.items[i].format);
-    base[formats_at + kWord * size_ + i] = std::byte(p.items[i].code);
+    write_slot(slot_at(i), p.items[i], items[i]);
+    write_format(format_at(i), p.items[i].format);
+    *code_at(i) = std::byte(p.items[i].code);
   }
 }
 
@@ -193,9 +199,8 @@ ShareableList::ShareableList(SharedMemory shm) : shm_(std::move(shm)) {
                      offsets_[i] > static_cast<std::int64_t>(buf.size()))
       throw invalid("slot offset " + std::to_string(i));
   }
-  std::size_t total =
-      data_start(size_) + static_cast<std::size_t>(offsets_.back()) + (kWord + 1) * size_;
-  if (total > buf.size()) throw invalid("its tables end past the segment");
+  if (total_bytes(size_, offsets_.back()) > buf.size())
+    throw invalid("its tables end past the segment");
 }
 
 ShareableList ShareableList::attach(const std::string& name) {
@@ -209,13 +214,23 @@ std::size_t ShareableList::position(std::int64_t index) const {
   return static_cast<std::size_t>(index);
 }
 
+std::byte* ShareableList::slot_at(std::size_t i) const {
+  return shm_.buf().data() + data_start(size_) + offsets_[i];
+}
+
+std::byte* ShareableList::format_at(std::size_t i) const {
+  return shm_.buf().data() + formats_start(size_, offsets_.back()) + kWord * i;
+}
+
+std::byte* ShareableList::code_at(std::size_t i) const {
+  return shm_.buf().data() + formats_start(size_, offsets_.back()) + kWord * size_ + i;
+}
+
 Value ShareableList::get(std::int64_t index) const {
   std::size_t i = position(index);
-  const std::byte* base = shm_.buf().data();
-  std::size_t formats_at = data_start(size_) + static_cast<std::size_t>(offsets_.back());
-  std::string format = read_format(base + formats_at + kWord * i);
-  auto code = static_cast<std::int8_t>(base[formats_at + kWord * size_ + i]);
-  const std::byte* slot = base + data_start(size_) + offsets_[i];
+  std::string format = read_format(format_at(i));
+  auto code = static_cast<std::int8_t>(*code_at(i));
+  const std::byte* slot = slot_at(i);
   auto slot_bytes = static_cast<std::size_t>(offsets_[i + 1] - offsets_[i]);
   auto corrupt = [&] {
     return ValueError("item " + std::to_string(i) + " of '" + shm_.name() + "' has format '" +
@@ -245,22 +260,20 @@ Value ShareableList::get(std::int64_t index) const {
 
 void ShareableList::set(std::int64_t index, const Value& value) {
   std::size_t i = position(index);
-  std::byte* base = shm_.buf().data();
-  std::size_t formats_at = data_start(size_) + static_cast<std::size_t>(offsets_.back());
   Encoded e = encode(value);
   if (e.code == kStr || e.code == kBytes) {
     auto allocated = static_cast<std::size_t>(offsets_[i + 1] - offsets_[i]);
     if (e.text.size() > allocated) throw ValueError("bytes/str item exceeds available storage");
     // As Python: a text slot keeps its format, another gets one spanning the whole slot.
-    std::string current = read_format(base + formats_at + kWord * i);
+    std::string current = read_format(format_at(i));
     auto current_length = text_length(current);
     e.format = current_length && *current_length <= allocated ? current : text_format(allocated);
     if (e.text.size() > std::stoul(e.format))
       throw ValueError("bytes/str item exceeds available storage");
   }
-  write_format(base + formats_at + kWord * i, e.format);
-  base[formats_at + kWord * size_ + i] = std::byte(e.code);
-  write_slot(base + data_start(size_) + offsets_[i], e, value);
+  write_format(format_at(i), e.format);
+  *code_at(i) = std::byte(e.code);
+  write_slot(slot_at(i), e, value);
 }
 
 std::size_t ShareableList::index(const Value& value) const {
@@ -283,10 +296,8 @@ std::vector<Value> ShareableList::to_vector() const {
 }
 
 std::string ShareableList::format() const {
-  const std::byte* base = shm_.buf().data();
-  std::size_t formats_at = data_start(size_) + static_cast<std::size_t>(offsets_.back());
   std::string out;
-  for (std::size_t i = 0; i < size_; ++i) out += read_format(base + formats_at + kWord * i);
+  for (std::size_t i = 0; i < size_; ++i) out += read_format(format_at(i));
   return out;
 }
 

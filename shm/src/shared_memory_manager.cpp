@@ -128,29 +128,24 @@ Server& SharedMemoryManager::get_server() {
   return BaseManager::get_server();
 }
 
-void SharedMemoryManager::track(const std::string& name) {
-  get_shared<SegmentTracker>(kTrackerName).track(name);
+void SharedMemoryManager::track(zmanager::SharedMemory& made) {
+  try {
+    get_shared<SegmentTracker>(kTrackerName).track(made.name());
+  } catch (...) {
+    made.unlink();  // not left behind untracked
+    throw;
+  }
 }
 
 zmanager::SharedMemory SharedMemoryManager::SharedMemory(std::int64_t size) {
   zmanager::SharedMemory shm(std::nullopt, true, size);
-  try {
-    track(shm.name());
-  } catch (...) {
-    shm.unlink();  // not left behind untracked
-    throw;
-  }
+  track(shm);
   return shm;
 }
 
 zmanager::ShareableList SharedMemoryManager::ShareableList(const std::vector<Value>& items) {
   zmanager::ShareableList list(items);
-  try {
-    track(list.shm().name());
-  } catch (...) {
-    list.shm().unlink();
-    throw;
-  }
+  track(list.shm());
   return list;
 }
 

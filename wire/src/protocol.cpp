@@ -20,13 +20,6 @@ WireError WireError::from(const std::exception& e, std::string_view k, std::stri
 
 namespace {
 
-// Each element of an array or entry of a map takes at least one byte on the wire, so a declared
-// count above the message length is a lie; bounding by the length stops a few bytes from making
-// the unpacker reserve gigabytes.
-msgpack::unpack_limit limits_for(std::size_t len, const Limits& limits) {
-  return msgpack::unpack_limit(len, len / 2, len, len, len, limits.max_depth);
-}
-
 bool reference_whole_buffer(msgpack::type::object_type, std::size_t, void*) {
   return true;
 }
@@ -35,6 +28,10 @@ bool reference_whole_buffer(msgpack::type::object_type, std::size_t, void*) {
 constexpr std::size_t kCopiedBodyBytes = 4096;
 
 }  // namespace
+
+msgpack::unpack_limit unpack_limits(std::size_t len, const Limits& limits) {
+  return msgpack::unpack_limit(len, len / 2, len, len, len, limits.max_depth);
+}
 
 std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
   auto in = std::make_shared<Inbound>();
@@ -69,7 +66,7 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
         std::clamp<std::size_t>(body.size() * 4, 256, MSGPACK_ZONE_CHUNK_SIZE));
     msgpack::object root =
         msgpack::unpack(*zone, static_cast<const char*>(body.data()), body.size(), offset,
-                        reference_whole_buffer, nullptr, limits_for(body.size(), limits));
+                        reference_whole_buffer, nullptr, unpack_limits(body.size(), limits));
     in->body_ = msgpack::object_handle(root, std::move(zone));
     if (offset != body.size()) throw ProtocolError("trailing bytes after the message body");
   } catch (const ProtocolError&) {

@@ -85,6 +85,10 @@ class ShareableList {
   explicit ShareableList(SharedMemory shm);
   ShareableList(const std::vector<Value>& items, const Plan& plan, std::optional<std::string> name);
   std::size_t position(std::int64_t index) const;
+  // Item i's fields in the segment (see the layout in shareable_list.cpp).
+  std::byte* slot_at(std::size_t i) const;
+  std::byte* format_at(std::size_t i) const;
+  std::byte* code_at(std::size_t i) const;
 
   SharedMemory shm_;
   std::size_t size_ = 0;

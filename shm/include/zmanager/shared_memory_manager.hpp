@@ -45,7 +45,8 @@ class SharedMemoryManager : public BaseManager {
   static std::vector<std::string> remove_leftovers();
 
  private:
-  void track(const std::string& name);
+  /// Has the server track a segment just made here; unlinks it if that fails.
+  void track(zmanager::SharedMemory& made);
 };
 
 }  // namespace zmanager

@@ -43,6 +43,11 @@ struct Limits {
   std::size_t max_depth = 64;
 };
 
+/// The unpacker's bounds for a msgpack body of `len` bytes: each element of an array or entry
+/// of a map takes at least one byte, so a declared count above the length is a lie; bounding
+/// by the length stops a few bytes from making the unpacker reserve gigabytes.
+msgpack::unpack_limit unpack_limits(std::size_t len, const Limits& limits);
+
 /// Error kinds carried by Error messages (see docs/protocol.md).
 namespace kind {
 inline constexpr std::string_view kRaised = "raised";           // the method threw
