@@ -42,6 +42,7 @@ std::shared_ptr<DispatchTable> DispatchTable::restricted(
   t->class_name = class_name;
   t->type = type;
   t->short_calls = short_calls;
+  t->session_ended = session_ended;  // what a session holds is given back whatever is exposed
   for (const auto& name : exposed) {
     const MethodEntry* m = find(name);
     if (!m)

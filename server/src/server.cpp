@@ -14,9 +14,11 @@
 
 #include <atomic>
 #include <cstdio>
+#include <deque>
 #include <queue>
 #include <tuple>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "object_table.hpp"
 #include "zmanager/wire/log.hpp"
@@ -244,7 +246,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     bool caller_alive() const override { return session_open_->load(); }
 
    protected:
-    void deliver(Impl& s, wire::Frames frames) override { s.send_now(routing_, std::move(frames)); }
+    void deliver(Impl& s, wire::Frames frames) override {
+      // A call left parked by an ended session is answered by being dropped: nobody would read
+      // the reply (and a reconnecting peer with the same routing id must not get it).
+      if (!session_open_->load()) return;
+      s.send_now(routing_, std::move(frames));
+    }
 
    private:
     std::string routing_;
@@ -301,7 +308,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         std::string method = wire::as_string(in->field(3), "method");
         auto target =
             std::make_shared<LocalTarget>(server_, state, want_reply ? request_id : 0, method, "");
-        s->dispatch(std::move(in), kLocalOwner, std::move(target), /*local=*/true);
+        s->dispatch(std::move(in), nullptr, std::move(target));
       } catch (...) {
         if (state) state->fail(std::current_exception());
       }
@@ -352,7 +359,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::string name;
     // Cleared when the session ends; calls it left parked in objects can tell.
     std::shared_ptr<std::atomic<bool>> open = std::make_shared<std::atomic<bool>>(true);
+    // The objects with an on_session_end hook that this session called: told when it ends.
+    std::unordered_map<std::uint64_t, std::weak_ptr<Object>> watched;
+    std::size_t prune_at = 64;  // watched entries of destroyed objects are dropped past this
   };
+  /// Records that `session` called `obj`, if the object wants to know when sessions end.
+  static void watch(Session& session, const std::shared_ptr<Object>& obj);
   struct Handshake {
     wire::Nonce client_nonce;
     wire::Nonce server_nonce;
@@ -366,8 +378,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in);
   void hello(const std::string& routing, const wire::Inbound& in);
   void authenticate(const std::string& routing, const wire::Inbound& in);
-  void dispatch(std::shared_ptr<wire::Inbound> in, OwnerId owner, std::shared_ptr<Target> target,
-                bool local);
+  /// Runs a call; `session` is null for calls made inside the server (LocalChannel).
+  void dispatch(std::shared_ptr<wire::Inbound> in, Session* session,
+                std::shared_ptr<Target> target);
   void server_method(const std::string& method, const std::shared_ptr<wire::Inbound>& in,
                      OwnerId owner, std::shared_ptr<Target> target);
   void run_call(const std::shared_ptr<Object>& obj, const detail::MethodEntry& entry,
@@ -380,6 +393,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::vector<wire::Frames> receive_batch(std::size_t max);
   void sweep(Clock::time_point now);
   void end_session(const std::string& routing, const char* why);
+  /// Keeps the last few thousand ended sessions' peers, so that a late message from one (a
+  /// client that was paused past its ttl) is told its session ended rather than that it never
+  /// had one.
+  void remember_ended(const std::string& routing);
   std::string type_id_for(const detail::DispatchTable& table) const;
   void stop_everything();
   ServerStats stats() const;
@@ -401,6 +418,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::atomic<bool> stopped{false};
   std::unordered_map<std::string, Session> sessions;      // by routing id; polling thread only
   std::unordered_map<std::string, Handshake> handshakes;  // by routing id; polling thread only
+  std::unordered_set<std::string> ended_routings;         // polling thread only
+  std::deque<std::string> ended_order;                    // oldest first, to bound the set
   std::atomic<std::size_t> session_count{0};
   std::map<std::string, std::uint64_t, std::less<>> shared_ids;
 
@@ -543,12 +562,17 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
         in->field(1).type == msgpack::type::POSITIVE_INTEGER)
       request_id = in->field(1).via.u64;
     ++rejected;
-    log::warn("message from peer ", wire::to_hex(routing), " without a session");
-    send_now(routing,
-             encode_error(request_id, {std::string(wire::kind::kNoSession), "ConnectionError",
-                                       "no session: authenticate first (or the session "
-                                       "expired)",
-                                       "", ""}));
+    bool ended = ended_routings.count(routing) != 0;
+    log::warn("message from peer ", wire::to_hex(routing),
+              ended ? " whose session has ended" : " without a session");
+    std::string message =
+        ended ? "the session has ended (it said goodbye, or no heartbeat reached the server "
+                "within the session ttl of " +
+                    std::to_string(options.session_ttl.count()) +
+                    " ms): the locks, objects and waiting calls it held have been released"
+              : "no session: authenticate first";
+    send_now(routing, encode_error(request_id, {std::string(wire::kind::kNoSession),
+                                                "ConnectionError", message, "", ""}));
     return;
   }
   Session& session = it->second;
@@ -569,7 +593,7 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
       auto target =
           std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner, session.open,
                                          request_id, method, std::to_string(object_id));
-      dispatch(std::move(in), session.owner, std::move(target), /*local=*/false);
+      dispatch(std::move(in), &session, std::move(target));
       return;
     }
     case Op::kPing: {
@@ -662,11 +686,37 @@ void Server::Impl::end_session(const std::string& routing, const char* why) {
   if (it == sessions.end()) return;
   OwnerId owner = it->second.owner;
   std::string name = std::move(it->second.name);
+  auto watched = std::move(it->second.watched);
   it->second.open->store(false);
   sessions.erase(it);
   session_count = sessions.size();
+  remember_ended(routing);
   log::info("session ", owner, " of '", name, "' ended: ", why);
+  // Each object gives back what the session held there, after the calls already queued on it
+  // (the same strand runs them in order); then the session's references go.
+  for (auto& [id, weak] : watched) {
+    auto obj = weak.lock();
+    if (!obj) continue;
+    obj->strand->post([obj, owner] {
+      try {
+        obj->table->session_ended(obj->instance.get(), owner);
+      } catch (const std::exception& e) {
+        log::error("releasing what session ", owner, " held in '", obj->type_id,
+                   "' failed: ", e.what());
+      }
+    });
+  }
   table.close_owner(owner);
+}
+
+void Server::Impl::remember_ended(const std::string& routing) {
+  constexpr std::size_t kRemembered = 4096;
+  if (!ended_routings.insert(routing).second) return;
+  ended_order.push_back(routing);
+  if (ended_order.size() > kRemembered) {
+    ended_routings.erase(ended_order.front());
+    ended_order.pop_front();
+  }
 }
 
 void Server::Impl::sweep(Clock::time_point now) {
@@ -688,9 +738,20 @@ void Server::Impl::sweep(Clock::time_point now) {
   }
 }
 
-void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, OwnerId owner,
-                            std::shared_ptr<Target> target, bool local) {
+void Server::Impl::watch(Session& session, const std::shared_ptr<Object>& obj) {
+  if (!obj->table->session_ended) return;
+  if (!session.watched.try_emplace(obj->id, obj).second) return;
+  if (session.watched.size() < session.prune_at) return;
+  // A session that goes through many short-lived objects: forget the destroyed ones.
+  std::erase_if(session.watched, [](const auto& entry) { return entry.second.expired(); });
+  session.prune_at = std::max<std::size_t>(64, 2 * session.watched.size());
+}
+
+void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, Session* session,
+                            std::shared_ptr<Target> target) {
   ++calls;
+  const bool local = session == nullptr;
+  const OwnerId owner = local ? kLocalOwner : session->owner;
   std::uint64_t object_id;
   std::string method;
   std::vector<std::uint64_t> refs;
@@ -722,6 +783,7 @@ void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, OwnerId owner,
         AttributeError("'" + obj->type_id + "' object has no exposed method '" + method + "'")));
     return;
   }
+  if (session) watch(*session, obj);
   // The caller may drop its proxies as soon as the request is sent; hold what the request
   // refers to until the method has run (and taken references of its own).
   std::size_t held = 0;

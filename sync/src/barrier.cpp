@@ -42,6 +42,10 @@ void BarrierObject::break_barrier() {
   waiters_.drain([](Waiter& w) { w.reply.fail(BrokenBarrierError()); });
 }
 
+void BarrierObject::on_session_end(std::uint64_t session) {
+  if (waiters_.has(session)) break_barrier();
+}
+
 void BarrierObject::abort() {
   break_barrier();
 }

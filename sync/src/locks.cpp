@@ -5,22 +5,27 @@ namespace zmanager::sync {
 
 // ---- LockCore ----
 
-bool LockCore::try_acquire(const Holder& who, std::size_t count) {
+void LockCore::grant_locked(const Holder& who, std::size_t count) {
+  owner_ = who;
+  count_ = count;
+  ++token_;
+}
+
+std::optional<std::uint64_t> LockCore::try_acquire(const Holder& who, std::size_t count) {
   std::lock_guard lock(mu_);
   if (!owner_) {
-    owner_ = who;
-    count_ = count;
-    return true;
+    grant_locked(who, count);
+    return token_;
   }
   if (reentrant_ && *owner_ == who) {
     count_ += count;
-    return true;
+    return token_;
   }
-  return false;
+  return std::nullopt;
 }
 
 std::uint64_t LockCore::enqueue(const Holder& who, std::size_t count, Grant grant, Alive alive) {
-  Grant now;
+  std::function<void()> now;
   std::uint64_t id;
   {
     std::lock_guard lock(mu_);
@@ -37,20 +42,19 @@ bool LockCore::cancel(std::uint64_t id) {
   return waiters_.erase(id) != 0;
 }
 
-LockCore::Grant LockCore::hand_to_next_locked() {
+std::function<void()> LockCore::hand_to_next_locked() {
   // A waiter whose client is gone would hold the lock forever: pass it by.
   while (!waiters_.empty() && !waiters_.begin()->second.alive()) waiters_.erase(waiters_.begin());
   if (waiters_.empty()) return {};
   auto first = waiters_.begin();
-  owner_ = first->second.who;
-  count_ = first->second.count;
-  Grant grant = std::move(first->second.grant);
+  grant_locked(first->second.who, first->second.count);
+  auto answer = [grant = std::move(first->second.grant), token = token_] { grant(token); };
   waiters_.erase(first);
-  return grant;
+  return answer;
 }
 
 void LockCore::release(const Holder& who) {
-  Grant next;
+  std::function<void()> next;
   {
     std::lock_guard lock(mu_);
     if (!owner_) {
@@ -65,7 +69,7 @@ void LockCore::release(const Holder& who) {
 }
 
 std::size_t LockCore::release_all(const Holder& who) {
-  Grant next;
+  std::function<void()> next;
   std::size_t levels;
   {
     std::lock_guard lock(mu_);
@@ -84,6 +88,26 @@ bool LockCore::held_by(const Holder& who) const {
   return owner_ && *owner_ == who;
 }
 
+std::uint64_t LockCore::token(const Holder& who) const {
+  std::lock_guard lock(mu_);
+  if (!owner_ || !(*owner_ == who))
+    throw RuntimeError("cannot get the token of an un-acquired lock");
+  return token_;
+}
+
+void LockCore::abandon(std::uint64_t session) {
+  std::function<void()> next;
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(waiters_, [&](const auto& entry) { return entry.second.who.session == session; });
+    if (!owner_ || owner_->session != session) return;
+    owner_.reset();
+    count_ = 0;
+    next = hand_to_next_locked();
+  }
+  if (next) next();
+}
+
 bool LockCore::locked() const {
   std::lock_guard lock(mu_);
   return owner_.has_value();
@@ -97,25 +121,34 @@ std::size_t LockCore::waiting() const {
 namespace {
 
 Holder calling(std::uint64_t thread) {
-  return Holder{CallContext::current().caller(), thread};
+  return Holder{calling_session(), thread};
 }
 
-/// acquire() of a Lock, an RLock or a Condition's lock: now, or parked with its timeout.
-Deferred<bool> acquire_core(const std::shared_ptr<LockCore>& core, const Holder& who, bool blocking,
-                            Seconds timeout) {
+/// acquire() of a Lock, an RLock or a Condition's lock: now, or parked with its timeout. The
+/// answer is `granted(token)` once acquired, `refused` if not.
+template <class R, class Granted>
+Deferred<R> acquire_core(const std::shared_ptr<LockCore>& core, const Holder& who, bool blocking,
+                         Seconds timeout, Granted granted, R refused) {
   auto limit = lock_wait_limit(blocking, timeout);
-  if (core->try_acquire(who)) return true;
-  if (!waits(limit)) return false;
-  auto reply = std::make_shared<Responder<bool>>(defer<bool>());
+  if (auto token = core->try_acquire(who)) return granted(*token);
+  if (!waits(limit)) return refused;
+  auto reply = std::make_shared<Responder<R>>(defer<R>());
   auto id = core->enqueue(
-      who, 1, [reply] { reply->send(true); }, [reply] { return reply->caller_alive(); });
+      who, 1, [reply, granted](std::uint64_t token) { reply->send(granted(token)); },
+      [reply] { return reply->caller_alive(); });
   if (limit) {
     // The core outlives this object if a Condition shares it: hold it, not `this`.
-    schedule_after(*limit, [core, id, reply] {
-      if (core->cancel(id)) reply->send(false);
+    schedule_after(*limit, [core, id, reply, refused] {
+      if (core->cancel(id)) reply->send(refused);
     });
   }
-  return Deferred<bool>::pending();
+  return Deferred<R>::pending();
+}
+
+Deferred<bool> acquire_core(const std::shared_ptr<LockCore>& core, const Holder& who, bool blocking,
+                            Seconds timeout) {
+  return acquire_core(
+      core, who, blocking, timeout, [](std::uint64_t) { return true; }, false);
 }
 
 }  // namespace
@@ -124,6 +157,16 @@ Deferred<bool> acquire_core(const std::shared_ptr<LockCore>& core, const Holder&
 
 Deferred<bool> LockObject::acquire(std::uint64_t thread, bool blocking, Seconds timeout) {
   return acquire_core(core_, calling(thread), blocking, timeout);
+}
+
+Deferred<Int> LockObject::acquire_token(std::uint64_t thread, bool blocking, Seconds timeout) {
+  return acquire_core(
+      core_, calling(thread), blocking, timeout,
+      [](std::uint64_t token) { return static_cast<Int>(token); }, Int{0});
+}
+
+Int LockObject::token(std::uint64_t thread) const {
+  return static_cast<Int>(core_->token(calling(thread)));
 }
 
 void LockObject::release(std::uint64_t thread) {
@@ -145,6 +188,7 @@ Deferred<bool> SemaphoreObject::acquire(bool blocking, Seconds timeout) {
   auto limit = semaphore_wait_limit(blocking, timeout);
   if (value_ > 0) {
     --value_;
+    held_.add(calling_session());
     return true;
   }
   if (!waits(limit)) return false;
@@ -155,13 +199,29 @@ Deferred<bool> SemaphoreObject::acquire(bool blocking, Seconds timeout) {
 void SemaphoreObject::release(Int n) {
   if (n < 1) throw ValueError("n must be one or more");
   if (bounded_ && value_ + n > initial_) throw ValueError("Semaphore released too many times");
+  held_.pay(calling_session(), n);
+  give(n);
+}
+
+void SemaphoreObject::give(Int n) {
   value_ += n;
   while (value_ > 0 && !waiters_.empty()) {
+    std::uint64_t session = waiters_.front_session();
     auto waiter = waiters_.take();
     if (!waiter.caller_alive()) continue;  // its client is gone: the count stays free
     --value_;
+    held_.add(session);
     waiter.send(true);
   }
+}
+
+void SemaphoreObject::on_session_end(std::uint64_t session) {
+  waiters_.cancel(session);
+  Int held = held_.settle(session);
+  // A BoundedSemaphore never goes above its initial value, even if others released on the
+  // dead session's behalf meanwhile.
+  if (bounded_) held = std::min(held, initial_ - value_);
+  if (held > 0) give(held);
 }
 
 // ---- Condition ----
@@ -185,7 +245,7 @@ void ConditionObject::reacquire(Waiter& w, bool result) {
     return;
   }
   lock_->enqueue(
-      w.who, w.levels, [reply, result] { reply->send(result); },
+      w.who, w.levels, [reply, result](std::uint64_t) { reply->send(result); },
       [reply] { return reply->caller_alive(); });
 }
 
@@ -202,6 +262,11 @@ Deferred<bool> ConditionObject::wait(std::uint64_t thread, Seconds timeout) {
     waiters_.park(std::move(w), limit, [this](Waiter& timed_out) { reacquire(timed_out, false); });
   }
   return Deferred<bool>::pending();
+}
+
+void ConditionObject::on_session_end(std::uint64_t session) {
+  waiters_.cancel(session);
+  lock_->abandon(session);
 }
 
 void ConditionObject::notify(std::uint64_t thread, Int n) {

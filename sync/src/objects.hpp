@@ -225,6 +225,9 @@ class QueueObject {
   Deferred<void> join();
   /// Calls parked in get() (for tests and monitoring).
   Int waiting_getters() const { return static_cast<Int>(getters_.size()); }
+  /// A session that ended: its parked calls are dropped, and the items it got and had not
+  /// marked done count as done (see docs/reliability.md).
+  void on_session_end(std::uint64_t session);
 
  private:
   struct Putter {
@@ -235,11 +238,14 @@ class QueueObject {
   Value pop();
   /// Moves items to parked getters and parked puts into freed room, until neither can move.
   void hand_over();
+  /// Marks `n` unfinished tasks done; join() returns once none is left.
+  void finish_tasks(Int n);
 
   Order order_;
   Int maxsize_;
   std::deque<Value> items_;  // a min-heap (by Python's <) for a priority queue
   Int unfinished_ = 0;
+  SessionDebts undone_;  // items each session got and has not marked done
   WaitList<Responder<Value>> getters_;
   WaitList<Putter> putters_;
   WaitList<Responder<void>> joiners_;
@@ -259,15 +265,16 @@ struct Holder {
 /// strands: hence its own mutex (held for a few instructions, never while anyone waits).
 class LockCore {
  public:
-  using Grant = std::function<void()>;
+  /// Answers a queued waiter with its hold's fencing token.
+  using Grant = std::function<void(std::uint64_t token)>;
   /// Whether a queued waiter's caller can still take the lock (its session has not ended).
   using Alive = std::function<bool()>;
   explicit LockCore(bool reentrant) : reentrant_(reentrant) {}
 
   bool reentrant() const { return reentrant_; }
   /// Takes the lock for `who` (`count` levels of an RLock) if it is free or, for an RLock,
-  /// already `who`'s.
-  bool try_acquire(const Holder& who, std::size_t count = 1);
+  /// already `who`'s: the hold's fencing token, or nullopt.
+  std::optional<std::uint64_t> try_acquire(const Holder& who, std::size_t count = 1);
   /// Queues `who`; `grant` runs (outside the mutex) once the lock is handed to it. Returns an
   /// id for cancel().
   std::uint64_t enqueue(const Holder& who, std::size_t count, Grant grant, Alive alive);
@@ -281,6 +288,13 @@ class LockCore {
   bool held_by(const Holder& who) const;
   bool locked() const;
   std::size_t waiting() const;
+  /// The fencing token of `who`'s hold: a number that grows with every grant of this lock, so
+  /// that a resource it guards can refuse a holder whose hold has since been given to another.
+  /// RuntimeError if `who` does not hold the lock.
+  std::uint64_t token(const Holder& who) const;
+  /// Gives up everything `session` has here (it ended): its hold, at every level, and its
+  /// queued waits. The next waiter gets the lock.
+  void abandon(std::uint64_t session);
 
  private:
   struct Waiter {
@@ -289,13 +303,17 @@ class LockCore {
     Grant grant;
     Alive alive;
   };
-  /// Called with mu_ held and the lock free: hands it to the oldest waiter still alive.
-  Grant hand_to_next_locked();
+  /// Called with mu_ held and the lock free: hands it to the oldest waiter still alive, and
+  /// returns what answers that waiter (to run once mu_ is released).
+  std::function<void()> hand_to_next_locked();
+  /// Called with mu_ held and the lock free.
+  void grant_locked(const Holder& who, std::size_t count);
 
   const bool reentrant_;
   mutable std::mutex mu_;
   std::optional<Holder> owner_;
   std::size_t count_ = 0;
+  std::uint64_t token_ = 0;  // of the current (or last) grant
   std::uint64_t last_id_ = 0;
   std::map<std::uint64_t, Waiter> waiters_;
 };
@@ -310,7 +328,12 @@ class LockObject {
   bool is_owned(std::uint64_t thread) const;
   /// Calls parked in acquire() (for tests and monitoring).
   Int waiting() const { return static_cast<Int>(core_->waiting()); }
+  /// acquire() that answers the hold's fencing token, 0 if it was not acquired.
+  Deferred<Int> acquire_token(std::uint64_t thread, bool blocking, Seconds timeout);
+  /// The fencing token of the calling thread's hold (RuntimeError if it holds none).
+  Int token(std::uint64_t thread) const;
   const std::shared_ptr<LockCore>& core() const { return core_; }
+  void on_session_end(std::uint64_t session) { core_->abandon(session); }
 
  private:
   std::shared_ptr<LockCore> core_;
@@ -323,11 +346,17 @@ class SemaphoreObject {
   Deferred<bool> acquire(bool blocking, Seconds timeout);
   void release(Int n);
   Int get_value() const { return value_; }
+  /// The permits the session acquired and no release paid back return; its waits are dropped.
+  void on_session_end(std::uint64_t session);
 
  private:
+  /// Adds `n` permits and hands them to waiters.
+  void give(Int n);
+
   Int value_;
   Int initial_;
   bool bounded_;
+  SessionDebts held_;  // permits per session
   WaitList<Responder<bool>> waiters_;
 };
 
@@ -341,6 +370,7 @@ class ConditionObject {
   void notify(std::uint64_t thread, Int n);
   void notify_all(std::uint64_t thread);
   Int waiters() const { return static_cast<Int>(waiters_.size()); }
+  void on_session_end(std::uint64_t session);
 
  private:
   struct Waiter {
@@ -363,6 +393,7 @@ class EventObject {
   void clear() { flag_ = false; }
   bool is_set() const { return flag_; }
   Deferred<bool> wait(Seconds timeout);
+  void on_session_end(std::uint64_t session) { waiters_.cancel(session); }
 
  private:
   bool flag_ = false;
@@ -379,6 +410,9 @@ class BarrierObject {
   Int parties() const { return parties_; }
   Int n_waiting() const { return broken_ ? 0 : static_cast<Int>(waiters_.size()); }
   bool broken() const { return broken_; }
+  /// A party that ended while waiting breaks the barrier, as its timeout would have: the others
+  /// would otherwise wait for it forever.
+  void on_session_end(std::uint64_t session);
 
  private:
   struct Waiter {
@@ -407,7 +441,8 @@ ZMANAGER_EXPOSE(zmanager::sync::ArrayObject, getitem, setitem, getslice, len, to
 ZMANAGER_EXPOSE(zmanager::sync::NamespaceObject, get, set, del, contains, items)
 ZMANAGER_EXPOSE(zmanager::sync::QueueObject, put, get, put_nowait, get_nowait, qsize, empty, full,
                 maxsize, task_done, join, waiting_getters)
-ZMANAGER_EXPOSE(zmanager::sync::LockObject, acquire, release, locked, is_owned, waiting)
+ZMANAGER_EXPOSE(zmanager::sync::LockObject, acquire, release, locked, is_owned, waiting,
+                acquire_token, token)
 ZMANAGER_EXPOSE(zmanager::sync::SemaphoreObject, acquire, release, get_value)
 ZMANAGER_EXPOSE(zmanager::sync::ConditionObject, acquire, release, wait, notify, notify_all,
                 waiters)

@@ -44,8 +44,10 @@ void QueueObject::hand_over() {
   for (bool moved = true; moved;) {
     moved = false;
     while (!items_.empty() && !getters_.empty()) {
+      std::uint64_t session = getters_.front_session();
       auto reply = getters_.take();
       if (!reply.caller_alive()) continue;  // the item would be lost with the reply
+      undone_.add(session);
       reply.send(pop());
       moved = true;
     }
@@ -80,6 +82,7 @@ Deferred<Value> QueueObject::get(bool block, Seconds timeout) {
   auto limit = queue_wait_limit(block, timeout);
   if (!items_.empty()) {
     Value v = pop();
+    undone_.add(calling_session());
     hand_over();  // room for a parked put
     return v;
   }
@@ -94,7 +97,22 @@ Value QueueObject::get_nowait() {
 
 void QueueObject::task_done() {
   if (unfinished_ <= 0) throw ValueError("task_done() called too many times");
-  if (--unfinished_ == 0) joiners_.drain([](Responder<void>& r) { r.send(); });
+  undone_.pay(calling_session(), 1);
+  finish_tasks(1);
+}
+
+void QueueObject::finish_tasks(Int n) {
+  unfinished_ -= std::min(n, unfinished_);
+  if (unfinished_ == 0) joiners_.drain([](Responder<void>& r) { r.send(); });
+}
+
+void QueueObject::on_session_end(std::uint64_t session) {
+  getters_.cancel(session);
+  putters_.cancel(session);
+  joiners_.cancel(session);
+  // The items it got are not put back (it may have done the work; a second run could do it
+  // twice): they count as done, so that join() does not wait for them forever.
+  if (Int undone = undone_.settle(session); undone > 0) finish_tasks(undone);
 }
 
 Deferred<void> QueueObject::join() {

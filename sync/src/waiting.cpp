@@ -1,5 +1,6 @@
 #include "waiting.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "zmanager/errors.hpp"
@@ -47,6 +48,25 @@ WaitLimit semaphore_wait_limit(bool blocking, std::optional<double> seconds) {
     return Clock::duration::zero();
   }
   return wait_limit(seconds);
+}
+
+void SessionDebts::pay(std::uint64_t session, std::int64_t n) {
+  auto pay_from = [&](std::map<std::uint64_t, std::int64_t>::iterator it) {
+    std::int64_t paid = std::min(n, it->second);
+    n -= paid;
+    it->second -= paid;
+    return it->second == 0 ? owed_.erase(it) : std::next(it);
+  };
+  if (auto own = owed_.find(session); own != owed_.end()) pay_from(own);
+  for (auto it = owed_.begin(); n > 0 && it != owed_.end();) it = pay_from(it);
+}
+
+std::int64_t SessionDebts::settle(std::uint64_t session) {
+  auto it = owed_.find(session);
+  if (it == owed_.end()) return 0;
+  std::int64_t owed = it->second;
+  owed_.erase(it);
+  return owed;
 }
 
 }  // namespace zmanager::sync

@@ -32,24 +32,31 @@ inline bool waits(const WaitLimit& limit) {
   return !limit || *limit > Clock::duration::zero();
 }
 
-/// Parked calls of one object, oldest first. Used only under the object's monitor (its strand):
-/// the timeout task runs there too, and only while the object lives.
+/// The client session making the running call (an internal owner for calls made inside the
+/// server): what a lock, a semaphore or a parked call is recorded against.
+inline std::uint64_t calling_session() {
+  return CallContext::current().caller();
+}
+
+/// Parked calls of one object, oldest first, each with the session that made it. Used only
+/// under the object's monitor (its strand): the timeout task runs there too, and only while the
+/// object lives.
 template <class Waiter>
 class WaitList {
  public:
   using Id = std::uint64_t;
 
-  /// Parks `waiter`; if `limit` is finite, `on_timeout(waiter)` runs once it has passed, with
-  /// the waiter already removed (unless it was taken first).
+  /// Parks `waiter` for the calling session; if `limit` is finite, `on_timeout(waiter)` runs
+  /// once it has passed, with the waiter already removed (unless it was taken first).
   template <class OnTimeout>
   Id park(Waiter waiter, const WaitLimit& limit, OnTimeout on_timeout) {
     Id id = ++last_id_;
-    waiters_.emplace(id, std::move(waiter));
+    waiters_.emplace(id, Parked{calling_session(), std::move(waiter)});
     if (limit) {
       schedule_after(*limit, [this, id, on_timeout = std::move(on_timeout)]() mutable {
         auto it = waiters_.find(id);
         if (it == waiters_.end()) return;  // answered in time
-        Waiter w = std::move(it->second);
+        Waiter w = std::move(it->second.waiter);
         waiters_.erase(it);
         on_timeout(w);
       });
@@ -62,11 +69,12 @@ class WaitList {
 
   bool empty() const { return waiters_.empty(); }
   std::size_t size() const { return waiters_.size(); }
-  Waiter& front() { return waiters_.begin()->second; }
+  /// The session of the oldest waiter (the one take() returns next).
+  std::uint64_t front_session() const { return waiters_.begin()->second.session; }
   /// Removes and returns the oldest waiter.
   Waiter take() {
     auto it = waiters_.begin();
-    Waiter w = std::move(it->second);
+    Waiter w = std::move(it->second.waiter);
     waiters_.erase(it);
     return w;
   }
@@ -75,12 +83,41 @@ class WaitList {
   void drain(F f) {
     auto all = std::move(waiters_);
     waiters_.clear();
-    for (auto& [id, w] : all) f(w);
+    for (auto& [id, parked] : all) f(parked.waiter);
+  }
+  /// Whether `session` has a call parked here.
+  bool has(std::uint64_t session) const {
+    for (const auto& [id, parked] : waiters_)
+      if (parked.session == session) return true;
+    return false;
+  }
+  /// Drops the calls `session` parked here (it has ended: nobody would read their replies).
+  void cancel(std::uint64_t session) {
+    std::erase_if(waiters_, [&](const auto& entry) { return entry.second.session == session; });
   }
 
  private:
+  struct Parked {
+    std::uint64_t session;
+    Waiter waiter;
+  };
   Id last_id_ = 0;
-  std::map<Id, Waiter> waiters_;
+  std::map<Id, Parked> waiters_;
+};
+
+/// Counts, per session, what it took and has not yet given back: permits of a Semaphore, items
+/// of a queue not yet marked done. Python ties neither to who took it (another thread may
+/// release or call task_done), so a give-back pays the giver's own count first and then other
+/// sessions'; what a session still owes when it ends is what it held.
+class SessionDebts {
+ public:
+  void add(std::uint64_t session, std::int64_t n = 1) { owed_[session] += n; }
+  void pay(std::uint64_t session, std::int64_t n);
+  /// Forgets `session`; returns what it still owed.
+  std::int64_t settle(std::uint64_t session);
+
+ private:
+  std::map<std::uint64_t, std::int64_t> owed_;  // only sessions that owe something
 };
 
 }  // namespace zmanager::sync

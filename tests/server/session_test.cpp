@@ -28,11 +28,16 @@ bool eventually(Pred done, std::chrono::milliseconds deadline) {
   return done();
 }
 
-TEST(Sessions, AKilledClientsObjectsAreReleasedWhenItsSessionExpires) {
+// A server whose sessions expire one second after their client's last heartbeat.
+test::ServerProcess start_with_short_lease() {
   zmanager::ServerOptions options;
   options.heartbeat_interval = 200ms;
   options.session_ttl = 1000ms;
-  auto server = test::ServerProcess::start(options);
+  return test::ServerProcess::start(options);
+}
+
+TEST(Sessions, AKilledClientsObjectsAreReleasedWhenItsSessionExpires) {
+  auto server = start_with_short_lease();
   auto observer = server.connect();
   std::uint64_t before = counters(*observer);  // the registered shared counter
 
@@ -74,6 +79,20 @@ TEST(Sessions, AnIdleClientStaysAliveThroughHeartbeats) {
   std::this_thread::sleep_for(2s);
   EXPECT_EQ(counter.get(), 7);
   EXPECT_EQ(client->stats().expired_sessions, 0u);
+}
+
+TEST(Sessions, AUserClassHearsOfAKilledClientsSessionThroughItsHook) {
+  auto server = start_with_short_lease();
+  auto observer = server.connect();
+  auto roster = observer->get_shared<Roster>("roster");
+  auto client = test::Child::spawn(
+      {ZMANAGER_TEST_CLIENT, server.address, server.authkey, "join-roster", "0"});
+  ASSERT_EQ(client.read_line(), "ready");
+  EXPECT_EQ(roster.join(), 2u);  // the observer too
+  client.signal(SIGKILL);
+  ASSERT_EQ(client.wait(), 128 + SIGKILL);
+  ASSERT_TRUE(eventually([&] { return roster.present() == 1; }, 10s))
+      << "on_session_end was not run for the dead client";
 }
 
 }  // namespace

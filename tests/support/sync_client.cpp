@@ -149,6 +149,50 @@ int event_wait(SyncManager& m, double seconds) {
   return 0;
 }
 
+// Prints a call's outcome as the test reads it: "ok", or the error's type name.
+template <class F>
+void report(F&& call) {
+  try {
+    call();
+    std::cout << "ok" << std::endl;
+  } catch (const zmanager::Error& e) {
+    std::cout << zmanager::error_type_name(e) << ": " << e.what() << std::endl;
+  }
+}
+
+// Takes something that belongs to this session and keeps it while this process computes (no
+// call in flight) for `seconds`; then reports whether it could still give it back (a negative
+// `seconds`: exits at once, cleanly, without giving it back). What:
+// "lock" (prints its fencing token), "semaphore" (a permit), "tasks" (an item of a
+// JoinableQueue, not marked done).
+int hold(SyncManager& m, const std::string& what, double seconds) {
+  std::function<void()> give_back;
+  if (what == "lock") {
+    auto lock = object<zmanager::LockProxy>(m, "lock");
+    auto token = lock.acquire_token(true, 60s);
+    if (!token) return 1;
+    std::cout << "holding " << *token << std::endl;
+    give_back = [lock] { lock.release(); };
+  } else if (what == "semaphore") {
+    auto sem = object<zmanager::SemaphoreProxy>(m, "semaphore");
+    if (!sem.acquire(true, 60s)) return 1;
+    std::cout << "holding" << std::endl;
+    give_back = [sem] { sem.release(); };
+  } else if (what == "tasks") {
+    auto tasks = object<zmanager::QueueProxy<std::int64_t>>(m, "tasks");
+    std::cout << "holding " << tasks.get(true, 60s) << std::endl;
+    give_back = [tasks] { tasks.task_done(); };
+  } else {
+    std::cerr << "nothing to hold: " << what << '\n';
+    return 2;
+  }
+  if (seconds < 0) return 0;  // a clean exit still holding it
+  auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
+  report(give_back);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -168,6 +212,7 @@ int main(int argc, char** argv) {
     if (command == "barrier-wait") return barrier_wait(*m);
     if (command == "condition-wait") return condition_wait(*m, std::stod(args.at(0)));
     if (command == "event-wait") return event_wait(*m, std::stod(args.at(0)));
+    if (command == "hold") return hold(*m, args.at(0), std::stod(args.at(1)));
     std::cerr << "unknown command " << command << '\n';
     return 2;
   } catch (const std::exception& e) {

@@ -4,6 +4,7 @@
 //   zmanager_test_client ADDRESS AUTHKEY consume-shared-queue N     (expects "job0".."jobN-1")
 //   zmanager_test_client ADDRESS AUTHKEY hold-counters N    (creates N, prints "ready", waits)
 //   zmanager_test_client ADDRESS AUTHKEY create-counters N  (creates N, exits cleanly)
+//   zmanager_test_client ADDRESS AUTHKEY join-roster 0      (joins, prints "ready", waits)
 #include <unistd.h>
 
 #include <iostream>
@@ -33,6 +34,12 @@ int main(int argc, char** argv) try {
         return 1;
       }
     }
+    return 0;
+  }
+  if (command == "join-roster") {
+    client.get_shared<Roster>("roster").join();
+    std::cout << "ready" << std::endl;
+    ::pause();  // until killed
     return 0;
   }
   if (command == "hold-counters" || command == "create-counters") {

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <deque>
 #include <map>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -175,6 +176,21 @@ struct Sleeper {
 };
 ZMANAGER_EXPOSE(Sleeper, nap)
 
+// A user class that keeps per-client state: the sessions present, each gone when its session
+// ends (the on_session_end hook).
+struct Roster {
+  std::size_t join() {
+    present_.insert(zmanager::CallContext::current().caller());
+    return present_.size();
+  }
+  std::size_t present() const { return present_.size(); }
+  void on_session_end(std::uint64_t session) { present_.erase(session); }
+
+ private:
+  std::set<std::uint64_t> present_;
+};
+ZMANAGER_EXPOSE(Roster, join, present)
+
 namespace test {
 
 inline void register_all(zmanager::BaseManager& m) {
@@ -188,6 +204,7 @@ inline void register_all(zmanager::BaseManager& m) {
   m.register_type<Box>("Box");
   m.register_shared("shared_queue", std::make_shared<JobQueue>());
   m.register_shared("shared_counter", std::make_shared<Counter>(0));
+  m.register_shared("roster", std::make_shared<Roster>());
 }
 
 }  // namespace test

@@ -26,6 +26,30 @@ TEST_F(Locks, LockAcquireAndReleaseRules) {
   EXPECT_THROW(lock.acquire(true, -2s), zmanager::ValueError);
 }
 
+TEST_F(Locks, FencingTokensGrowWithEveryGrant) {
+  auto lock = m().Lock();
+  auto first = lock.acquire_token();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(lock.token(), *first);
+  EXPECT_FALSE(lock.acquire_token(/*blocking=*/false)) << "held: no grant, no token";
+  lock.release();
+  EXPECT_THROW(lock.token(), zmanager::RuntimeError) << "no hold, no token";
+  ASSERT_TRUE(lock.acquire());  // a plain acquire is a grant too
+  auto second = lock.token();
+  EXPECT_GT(second, *first);
+  lock.release();
+
+  auto rlock = m().RLock();
+  auto outer = rlock.acquire_token();
+  auto inner = rlock.acquire_token();
+  ASSERT_TRUE(outer && inner);
+  EXPECT_EQ(*inner, *outer) << "re-entering is the same hold";
+  rlock.release();
+  rlock.release();
+  EXPECT_GT(*rlock.acquire_token(), *outer);
+  rlock.release();
+}
+
 TEST_F(Locks, APlainLockMayBeReleasedByAnotherClient) {
   auto lock = m().Lock();
   lock.acquire();
@@ -294,6 +318,8 @@ TEST_F(Locks, WaitersOfAClientThatExitedAreNeverGrantedAnything) {
     EXPECT_EQ(gone.wait(), 0);
   }
   ASSERT_TRUE(eventually([&] { return m().stats().sessions == sessions; }));
+  // Their parked calls are dropped with their sessions.
+  EXPECT_TRUE(eventually([&] { return lock.waiting() == 0 && cond.waiting() == 0; }));
   lock.release();
   EXPECT_FALSE(lock.locked());  // not handed to the acquire whose client is gone
   sem.release();
@@ -304,7 +330,7 @@ TEST_F(Locks, WaitersOfAClientThatExitedAreNeverGrantedAnything) {
     std::lock_guard hold(cond);
     woke = cond.wait(30s);
   });
-  ASSERT_TRUE(eventually([&] { return cond.waiting() == 2; }));
+  ASSERT_TRUE(eventually([&] { return cond.waiting() == 1; }));
   {
     std::lock_guard hold(cond);
     cond.notify(1);

@@ -38,9 +38,10 @@ namespace test {
 
 class SyncTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    // Two worker threads: the tests park hundreds of calls at once, which must cost no thread.
-    manager_ = new zmanager::SyncManager({.threads = 2});
+  // Two worker threads: the tests park hundreds of calls at once, which must cost no thread.
+  static void SetUpTestSuite() { start_server({.threads = 2}); }
+  static void start_server(zmanager::ManagerOptions options) {
+    manager_ = new zmanager::SyncManager(std::move(options));
     manager_->register_shared_dict("objects");
     manager_->register_type<TripCounter>("TripCounter");
     manager_->register_action("count_trip", [] { ++TripCounter::trips(); });

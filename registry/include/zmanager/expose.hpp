@@ -32,6 +32,10 @@ struct DispatchTable {
   const std::type_info* type = nullptr;  // the C++ class, to check what a local reference holds
   std::vector<MethodEntry> methods;
   bool short_calls = false;  // TypeOptions::short_calls
+  /// The class's `on_session_end(std::uint64_t session)`, if it has one: the server runs it on
+  /// the object (under its monitor) when a client session that called the object ends, so that
+  /// what the session held there (a lock, permits, parked calls) is given back.
+  void (*session_ended)(void* self, std::uint64_t session) = nullptr;
 
   const MethodEntry* find(std::string_view name) const {
     for (const auto& m : methods)
@@ -133,6 +137,11 @@ const DispatchTable& dispatch_table() {
     Expose<T>::for_each_method([&]<auto M>(std::string_view name) {
       t.methods.push_back({std::string(name), &invoke_method<M>, MethodTraits<decltype(M)>::arity});
     });
+    if constexpr (requires(T & object, std::uint64_t session) { object.on_session_end(session); }) {
+      t.session_ended = [](void* self, std::uint64_t session) {
+        static_cast<T*>(self)->on_session_end(session);
+      };
+    }
     return t;
   }();
   return table;

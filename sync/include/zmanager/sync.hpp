@@ -298,9 +298,34 @@ class AcquirerMixin : public LockableMixin<Derived> {
   const Derived& self() const { return static_cast<const Derived&>(*this); }
 };
 
+/// Fencing tokens of a Lock or RLock (docs/reliability.md): every grant of the lock gets a
+/// number greater than the last one's. A holder passes its token to the resource the lock
+/// guards, which refuses a token lower than the highest it has seen: a holder whose session
+/// expired (paused, cut off) and whose lock went to another cannot overwrite the newer work.
+template <class Derived>
+class FencedMixin {
+ public:
+  /// acquire() answering the hold's fencing token; nullopt where acquire() would be false.
+  std::optional<std::uint64_t> acquire_token(bool blocking = true, Timeout timeout = {}) const {
+    auto token = self().template call<std::uint64_t>("acquire_token", detail::thread_token(),
+                                                     blocking, detail::seconds(timeout));
+    return token ? std::optional<std::uint64_t>(token) : std::nullopt;
+  }
+  /// The fencing token of this thread's hold; RuntimeError if it holds none.
+  std::uint64_t token() const {
+    return self().template call<std::uint64_t>("token", detail::thread_token());
+  }
+
+ private:
+  const Derived& self() const { return static_cast<const Derived&>(*this); }
+};
+
 /// A shared threading.Lock. Any client may release it (as in Python).
-class LockProxy : public detail::BuiltinProxy, public AcquirerMixin<LockProxy> {
+class LockProxy : public detail::BuiltinProxy,
+                  public AcquirerMixin<LockProxy>,
+                  public FencedMixin<LockProxy> {
   friend class AcquirerMixin<LockProxy>;
+  friend class FencedMixin<LockProxy>;
 
  public:
   LockProxy() = default;
@@ -312,8 +337,11 @@ class LockProxy : public detail::BuiltinProxy, public AcquirerMixin<LockProxy> {
 
 /// A shared threading.RLock: re-entrant for the thread that holds it, and only that thread
 /// (of that client) may release it.
-class RLockProxy : public detail::BuiltinProxy, public AcquirerMixin<RLockProxy> {
+class RLockProxy : public detail::BuiltinProxy,
+                   public AcquirerMixin<RLockProxy>,
+                   public FencedMixin<RLockProxy> {
   friend class AcquirerMixin<RLockProxy>;
+  friend class FencedMixin<RLockProxy>;
 
  public:
   RLockProxy() = default;
