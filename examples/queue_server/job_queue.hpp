@@ -11,11 +11,12 @@
 class JobQueue {
  public:
   void put(std::string job) {
-    if (!waiting_.empty()) {
+    while (!waiting_.empty()) {
       auto consumer = std::move(waiting_.front());
       waiting_.pop_front();
-      consumer.send(job);
-      return;
+      // False when that consumer is gone (its call timed out, or its client died): the job
+      // goes to the next one, or waits in the queue.
+      if (consumer.send(job)) return;
     }
     jobs_.push_back(std::move(job));
   }

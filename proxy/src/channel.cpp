@@ -33,6 +33,11 @@ void CallState::fail(std::exception_ptr error) {
   cv_.notify_all();
 }
 
+void CallState::set_deadline(std::chrono::steady_clock::time_point deadline, CallTimeout timeout) {
+  deadline_ = deadline;
+  timeout_ = timeout;
+}
+
 void CallState::wait() {
   if (auto channel = channel_.lock()) {
     channel->wait_for_reply(*this, std::nullopt);
@@ -66,7 +71,14 @@ bool CallState::wait_here(std::optional<std::chrono::steady_clock::time_point> d
 }
 
 wire::Payload CallState::take() {
-  wait();
+  if (!deadline_) {
+    wait();
+  } else if (!wait_until(*deadline_ + kDeadlineGrace)) {
+    throw TimeoutError("no answer from the server within the call's " +
+                       std::to_string(timeout_ ? timeout_->count() : 0) + " ms deadline (and " +
+                       std::to_string(kDeadlineGrace.count()) +
+                       " ms more): the call may still run there");
+  }
   std::unique_lock lock(mu_);
   if (error_) {
     // Taken out, so that the caller's thread holds the last reference to the exception and
@@ -83,17 +95,19 @@ wire::Payload CallState::take() {
 }
 
 void begin_call(wire::Encoder& enc, std::uint64_t request_id, std::uint64_t object,
-                std::string_view method) {
+                std::string_view method, bool with_timeout) {
   auto& pk = enc.packer();
-  pk.pack_array(6);
+  pk.pack_array(with_timeout ? 7 : 6);
   pk.pack(static_cast<std::uint8_t>(wire::Op::kCall));
   pk.pack(request_id);
   pk.pack(object);
   pk.pack(method);
 }
 
-void end_call(wire::Encoder& enc) {
+void end_call(wire::Encoder& enc, CallTimeout timeout) {
   enc.packer().pack(enc.refs());
+  if (timeout)
+    enc.packer().pack(static_cast<std::uint64_t>(std::max<std::int64_t>(0, timeout->count())));
 }
 
 ImportTracker::ImportTracker(std::shared_ptr<Channel> channel, wire::Payload& payload) {

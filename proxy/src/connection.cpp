@@ -62,6 +62,8 @@ class Connection final : public detail::Channel {
   void release(std::uint64_t object) override;
   void close() override;
   bool wait_for_reply(detail::CallState& state, std::optional<Clock::time_point> deadline) override;
+  CallTimeout default_call_timeout() const override { return call_timeout_; }
+  bool sends_call_timeouts() const override { return server_version_ >= 2; }
 
  private:
   struct Outgoing {
@@ -108,6 +110,8 @@ class Connection final : public detail::Channel {
   wire::Limits limits_;
   std::chrono::milliseconds heartbeat_{1000};  // fixed by the handshake
   std::chrono::milliseconds ttl_{10000};
+  std::uint64_t server_version_ = 1;  // from the CHALLENGE
+  CallTimeout call_timeout_;
 
   std::mutex mu_;                      // guards the fields below
   std::condition_variable socket_cv_;  // the socket was given back, or a call completed
@@ -130,7 +134,8 @@ class Connection final : public detail::Channel {
   std::thread keeper_;
 };
 
-Connection::Connection(const ConnectOptions& options) : address_(options.address) {
+Connection::Connection(const ConnectOptions& options)
+    : address_(options.address), call_timeout_(options.call_timeout) {
   socket_.set(zmq::sockopt::linger, 200);
   socket_.set(zmq::sockopt::sndhwm, 0);  // flow is bounded by the calls in flight, not by drops
   socket_.set(zmq::sockopt::rcvhwm, 0);
@@ -204,6 +209,7 @@ void Connection::handshake(const ConnectOptions& options) {
   wire::Nonce server_nonce;
   if (challenge->op() != Op::kChallenge || !wire::read_nonce(challenge->field(2), server_nonce))
     throw ProtocolError("unexpected handshake reply from '" + address_ + "'");
+  server_version_ = wire::as_u64(challenge->field(1), "protocol version");
   bool server_proved = wire::equal_constant_time(
       challenge->field(3),
       wire::proof(options.authkey, wire::kServerLabel, client_nonce, server_nonce));

@@ -188,9 +188,13 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     }
     std::string_view method() const override { return method_; }
     std::uint64_t caller() const override { return owner_; }
+    /// A call already answered (by its deadline, say) can be handed nothing more.
+    bool caller_alive() const final { return !done_.load() && session_alive(); }
+    bool answered() const { return done_.load(); }
 
     bool reply(PackFn pack, const void* value, Lifetime lifetime = Lifetime::kBorrowed) override {
       if (done_.exchange(true)) return false;
+      if (!session_alive()) return false;  // nobody left to receive it
       auto s = server_.lock();
       if (!s || request_id_ == 0) return true;
       ExportHooks hooks(*s, owner_);
@@ -225,6 +229,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
    protected:
     virtual void deliver(Impl& s, wire::Frames frames) = 0;
+    virtual bool session_alive() const { return true; }
 
    private:
     std::weak_ptr<Impl> server_;
@@ -243,9 +248,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         : Target(std::move(s), owner, request_id, std::move(method), std::move(object)),
           routing_(std::move(routing)),
           session_open_(std::move(session_open)) {}
-    bool caller_alive() const override { return session_open_->load(); }
 
    protected:
+    bool session_alive() const override { return session_open_->load(); }
     void deliver(Impl& s, wire::Frames frames) override {
       // A call left parked by an ended session is answered by being dropped: nobody would read
       // the reply (and a reconnecting peer with the same routing id must not get it).
@@ -385,7 +390,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                      OwnerId owner, std::shared_ptr<Target> target);
   void run_call(const std::shared_ptr<Object>& obj, const detail::MethodEntry& entry,
                 const std::shared_ptr<wire::Inbound>& in, const std::shared_ptr<Target>& target,
-                const std::vector<std::uint64_t>& holds);
+                const std::vector<std::uint64_t>& holds, std::optional<Clock::duration> timeout,
+                Clock::time_point received);
   void reject(const std::string& routing, std::uint64_t request_id, const std::exception& e);
   /// Sends on the shared socket from any thread.
   void send_now(const std::string& routing, wire::Frames frames);
@@ -585,7 +591,8 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
       try {
         object_id = wire::as_u64(in->field(2), "object id");
         method = wire::as_string(in->field(3), "method");
-        if (in->size() != 6) throw ProtocolError("a call has 6 fields");
+        // Fields after the sixth are optional (timeout_ms) or from a later version: ignored.
+        if (in->size() < 6) throw ProtocolError("a call has at least 6 fields");
       } catch (const std::exception& e) {
         reject(routing, request_id, e);
         return;
@@ -755,10 +762,18 @@ void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, Session* session,
   std::uint64_t object_id;
   std::string method;
   std::vector<std::uint64_t> refs;
+  std::optional<Clock::duration> timeout;
+  const auto received = local ? Clock::now() : step_time;
   try {
     object_id = wire::as_u64(in->field(2), "object id");
     method = wire::as_string(in->field(3), "method");
     refs = wire::as_id_list(in->field(5), "refs");
+    if (in->size() > 6 && in->field(6).type != msgpack::type::NIL) {
+      // Bounded, so that the deadline's arithmetic cannot overflow.
+      constexpr std::uint64_t kLongestMs = std::uint64_t{1} << 40;
+      timeout =
+          std::chrono::milliseconds(std::min(wire::as_u64(in->field(6), "timeout_ms"), kLongestMs));
+    }
   } catch (...) {
     target->fail(std::current_exception());
     return;
@@ -794,9 +809,9 @@ void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, Session* session,
     target->fail(std::current_exception());
     return;
   }
-  server::Task task = [this, obj, entry, in = std::move(in), target, refs = std::move(refs)] {
-    run_call(obj, *entry, in, target, refs);
-  };
+  server::Task task = [this, obj, entry, in = std::move(in), target, refs = std::move(refs),
+                       timeout,
+                       received] { run_call(obj, *entry, in, target, refs, timeout, received); };
   // A call on an object of short calls runs at once on the thread that read it (when the
   // object is idle), instead of waiting for this thread to hand the polling over.
   bool run_now = local || (obj->table->short_calls && server::WorkerPool::polling_here());
@@ -849,7 +864,8 @@ std::chrono::milliseconds Server::Impl::run_timers(Clock::time_point now,
 void Server::Impl::run_call(const std::shared_ptr<Object>& obj, const detail::MethodEntry& entry,
                             const std::shared_ptr<wire::Inbound>& in,
                             const std::shared_ptr<Target>& target,
-                            const std::vector<std::uint64_t>& holds) {
+                            const std::vector<std::uint64_t>& holds,
+                            std::optional<Clock::duration> timeout, Clock::time_point received) {
   {
     Services services(*this, obj);
     CallContext ctx(target, obj->type_id, &services);
@@ -863,6 +879,22 @@ void Server::Impl::run_call(const std::shared_ptr<Object>& obj, const detail::Me
     }
   }
   for (auto id : holds) table.decref(kInFlightOwner, id);
+  // A call that parked gets its deadline as a timer on the object's strand, so that the timeout
+  // and a hand-over to the waiting call (a put to a parked get) are never both decided: whichever
+  // runs first answers, and the other sees caller_alive() false. Calls answered at once, nearly
+  // all of them, cost no timer.
+  if (timeout && !target->answered()) {
+    add_timer(Timer{
+        received + *timeout, 0, obj, [weak = std::weak_ptr<Target>(target), timeout = *timeout] {
+          auto t = weak.lock();
+          if (!t) return;
+          t->fail(std::make_exception_ptr(TimeoutError(
+              "'" + std::string(t->method()) + "' did not complete within its " +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+              " ms deadline")));
+        }});
+  }
 }
 
 void Server::Impl::server_method(const std::string& method,

@@ -1,4 +1,6 @@
 // Lock, RLock, Semaphore, Condition and Event: acquire and wait park on the server.
+#include <algorithm>
+
 #include "objects.hpp"
 
 namespace zmanager::sync {
@@ -62,10 +64,15 @@ void LockCore::release(const Holder& who) {
     }
     if (reentrant_ && !(*owner_ == who)) throw RuntimeError("cannot release un-acquired lock");
     if (--count_ > 0) return;
-    owner_.reset();
-    next = hand_to_next_locked();
+    next = free_locked();
   }
   if (next) next();
+}
+
+std::function<void()> LockCore::free_locked() {
+  owner_.reset();
+  count_ = 0;
+  return hand_to_next_locked();
 }
 
 std::size_t LockCore::release_all(const Holder& who) {
@@ -75,9 +82,7 @@ std::size_t LockCore::release_all(const Holder& who) {
     std::lock_guard lock(mu_);
     if (!owner_ || !(*owner_ == who)) throw RuntimeError("cannot release un-acquired lock");
     levels = count_;
-    count_ = 0;
-    owner_.reset();
-    next = hand_to_next_locked();
+    next = free_locked();
   }
   if (next) next();
   return levels;
@@ -101,9 +106,17 @@ void LockCore::abandon(std::uint64_t session) {
     std::lock_guard lock(mu_);
     std::erase_if(waiters_, [&](const auto& entry) { return entry.second.who.session == session; });
     if (!owner_ || owner_->session != session) return;
-    owner_.reset();
-    count_ = 0;
-    next = hand_to_next_locked();
+    next = free_locked();
+  }
+  if (next) next();
+}
+
+void LockCore::drop(const Holder& who) {
+  std::function<void()> next;
+  {
+    std::lock_guard lock(mu_);
+    if (!owner_ || !(*owner_ == who)) return;
+    next = free_locked();
   }
   if (next) next();
 }
@@ -115,7 +128,8 @@ bool LockCore::locked() const {
 
 std::size_t LockCore::waiting() const {
   std::lock_guard lock(mu_);
-  return waiters_.size();
+  return static_cast<std::size_t>(std::count_if(
+      waiters_.begin(), waiters_.end(), [](const auto& entry) { return entry.second.alive(); }));
 }
 
 namespace {
@@ -134,7 +148,13 @@ Deferred<R> acquire_core(const std::shared_ptr<LockCore>& core, const Holder& wh
   if (!waits(limit)) return refused;
   auto reply = std::make_shared<Responder<R>>(defer<R>());
   auto id = core->enqueue(
-      who, 1, [reply, granted](std::uint64_t token) { reply->send(granted(token)); },
+      who, 1,
+      [core = std::weak_ptr<LockCore>(core), who, reply, granted](std::uint64_t token) {
+        // Answered meanwhile (its deadline passed): the lock must not stay with a caller that
+        // was told it did not get it.
+        if (!reply->send(granted(token)))
+          if (auto c = core.lock()) c->drop(who);
+      },
       [reply] { return reply->caller_alive(); });
   if (limit) {
     // The core outlives this object if a Condition shares it: hold it, not `this`.
@@ -245,7 +265,11 @@ void ConditionObject::reacquire(Waiter& w, bool result) {
     return;
   }
   lock_->enqueue(
-      w.who, w.levels, [reply, result](std::uint64_t) { reply->send(result); },
+      w.who, w.levels,
+      [core = std::weak_ptr<LockCore>(lock_), who = w.who, reply, result](std::uint64_t) {
+        if (!reply->send(result))
+          if (auto c = core.lock()) c->drop(who);
+      },
       [reply] { return reply->caller_alive(); });
 }
 

@@ -224,7 +224,7 @@ class QueueObject {
   void task_done();
   Deferred<void> join();
   /// Calls parked in get() (for tests and monitoring).
-  Int waiting_getters() const { return static_cast<Int>(getters_.size()); }
+  Int waiting_getters() const { return static_cast<Int>(getters_.live()); }
   /// A session that ended: its parked calls are dropped, and the items it got and had not
   /// marked done count as done (see docs/reliability.md).
   void on_session_end(std::uint64_t session);
@@ -295,6 +295,8 @@ class LockCore {
   /// Gives up everything `session` has here (it ended): its hold, at every level, and its
   /// queued waits. The next waiter gets the lock.
   void abandon(std::uint64_t session);
+  /// Gives up `who`'s hold, if it still has it: a grant whose answer could not be delivered.
+  void drop(const Holder& who);
 
  private:
   struct Waiter {
@@ -308,6 +310,8 @@ class LockCore {
   std::function<void()> hand_to_next_locked();
   /// Called with mu_ held and the lock free.
   void grant_locked(const Holder& who, std::size_t count);
+  /// Called with mu_ held: frees the lock; returns what answers the next holder.
+  std::function<void()> free_locked();
 
   const bool reentrant_;
   mutable std::mutex mu_;
@@ -369,7 +373,7 @@ class ConditionObject {
   Deferred<bool> wait(std::uint64_t thread, Seconds timeout);
   void notify(std::uint64_t thread, Int n);
   void notify_all(std::uint64_t thread);
-  Int waiters() const { return static_cast<Int>(waiters_.size()); }
+  Int waiters() const { return static_cast<Int>(waiters_.live()); }
   void on_session_end(std::uint64_t session);
 
  private:

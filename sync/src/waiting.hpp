@@ -2,6 +2,7 @@
 // the server answers later (pillar 2: a waiter costs memory, never a thread).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -38,6 +39,17 @@ inline std::uint64_t calling_session() {
   return CallContext::current().caller();
 }
 
+/// Whether a parked call can still be answered: a Responder, or a waiter holding one as `reply`.
+template <class W>
+bool can_answer(const W& w) {
+  if constexpr (requires { w.caller_alive(); })
+    return w.caller_alive();
+  else if constexpr (requires { w.reply->caller_alive(); })
+    return w.reply->caller_alive();
+  else
+    return w.reply.caller_alive();
+}
+
 /// Parked calls of one object, oldest first, each with the session that made it. Used only
 /// under the object's monitor (its strand): the timeout task runs there too, and only while the
 /// object lives.
@@ -51,6 +63,12 @@ class WaitList {
   template <class OnTimeout>
   Id park(Waiter waiter, const WaitLimit& limit, OnTimeout on_timeout) {
     Id id = ++last_id_;
+    if (waiters_.size() >= prune_at_) {
+      // Calls answered while parked (their deadline passed) are skipped when their turn comes;
+      // dropped here too, so that a list nobody takes from does not grow with them.
+      std::erase_if(waiters_, [](const auto& entry) { return !can_answer(entry.second.waiter); });
+      prune_at_ = std::max<std::size_t>(64, 2 * waiters_.size());
+    }
     waiters_.emplace(id, Parked{calling_session(), std::move(waiter)});
     if (limit) {
       schedule_after(*limit, [this, id, on_timeout = std::move(on_timeout)]() mutable {
@@ -69,6 +87,12 @@ class WaitList {
 
   bool empty() const { return waiters_.empty(); }
   std::size_t size() const { return waiters_.size(); }
+  /// The parked calls that can still be answered (what monitoring methods report).
+  std::size_t live() const {
+    std::size_t n = 0;
+    for (const auto& [id, parked] : waiters_) n += can_answer(parked.waiter) ? 1 : 0;
+    return n;
+  }
   /// The session of the oldest waiter (the one take() returns next).
   std::uint64_t front_session() const { return waiters_.begin()->second.session; }
   /// Removes and returns the oldest waiter.
@@ -102,6 +126,7 @@ class WaitList {
     Waiter waiter;
   };
   Id last_id_ = 0;
+  std::size_t prune_at_ = 64;
   std::map<Id, Parked> waiters_;
 };
 

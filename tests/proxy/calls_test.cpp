@@ -5,6 +5,7 @@
 
 #include "process.hpp"
 #include "test_types.hpp"
+#include "timing.hpp"
 
 using namespace std::chrono_literals;
 
@@ -195,6 +196,46 @@ TEST_F(Calls, ParkedCallsAreAnsweredByLaterCallsWithoutThreads) {
     ASSERT_TRUE(gets[static_cast<std::size_t>(i)].wait_for(10s));
     EXPECT_EQ(gets[static_cast<std::size_t>(i)].get(), "item" + std::to_string(i));
   }
+}
+
+TEST_F(Calls, AParkedCallPastItsDeadlineIsTimedOutByTheServerAndTakesNothingLater) {
+  auto q = manager.create<JobQueue>("JobQueue");
+  auto waited =
+      test::timed([&] { EXPECT_THROW(q.with_timeout(200ms).get(), zmanager::TimeoutError); });
+  EXPECT_GE(waited, 190ms);
+  EXPECT_LT(waited, 200ms + zmanager::detail::kDeadlineGrace) << "not the server's answer";
+  q.put("job");
+  EXPECT_EQ(q.qsize(), 1u) << "the job went to the call that had timed out";
+  EXPECT_EQ(q.get(), "job");
+  // An async call carries the proxy's timeout too.
+  auto later = q.with_timeout(100ms).async().get();
+  ASSERT_TRUE(later.wait_for(10s));
+  EXPECT_THROW(later.get(), zmanager::TimeoutError);
+}
+
+TEST_F(Calls, AMethodRunningPastItsDeadlineTimesOutOnTheClientAndTheConnectionCarriesOn) {
+  auto sleeper = manager.create<Sleeper>("Sleeper");
+  auto maths = manager.create<Maths>("Maths");
+  // A running method cannot be interrupted: the client stops waiting for its answer after the
+  // deadline and a grace period.
+  auto waited = test::timed(
+      [&] { EXPECT_THROW(sleeper.with_timeout(100ms).nap(5000), zmanager::TimeoutError); });
+  EXPECT_GE(waited, 100ms + zmanager::detail::kDeadlineGrace - 10ms);
+  EXPECT_LT(waited, 4000ms);
+  EXPECT_EQ(maths.add(2, 3), 5);
+  EXPECT_EQ(sleeper.nap(1), 1) << "the late answer of the timed-out call was taken for this one";
+}
+
+TEST_F(Calls, TheManagersCallTimeoutIsTheDefaultOfEveryProxy) {
+  zmanager::BaseManager client(
+      {.address = manager.address(), .authkey = manager.authkey(), .call_timeout = 150ms});
+  client.connect();
+  auto q = client.create<JobQueue>("JobQueue");
+  EXPECT_THROW(q.get(), zmanager::TimeoutError);
+  auto patient = q.with_timeout(30s).async().get();
+  q.put("x");
+  ASSERT_TRUE(patient.wait_for(10s));
+  EXPECT_EQ(patient.get(), "x");
 }
 
 TEST_F(Calls, SharedObjectsAreTheSameForEveryClientProcess) {

@@ -50,6 +50,14 @@ TEST_F(Locks, FencingTokensGrowWithEveryGrant) {
   rlock.release();
 }
 
+TEST_F(Locks, AnAcquirePastItsCallDeadlineIsNeverGrantedTheLock) {
+  auto lock = m().Lock();
+  lock.acquire();
+  EXPECT_THROW(zmanager::with_timeout(lock, 100ms).acquire(), zmanager::TimeoutError);
+  lock.release();
+  EXPECT_FALSE(lock.locked()) << "the lock went to the acquire that had timed out";
+}
+
 TEST_F(Locks, APlainLockMayBeReleasedByAnotherClient) {
   auto lock = m().Lock();
   lock.acquire();

@@ -105,6 +105,14 @@ TEST_F(Queues, ATimedOutWaiterIsRemoved) {
   EXPECT_EQ(q.get(), 7);
 }
 
+TEST_F(Queues, AGetPastItsCallDeadlineTakesNoItemLater) {
+  auto q = m().Queue<std::int64_t>();
+  EXPECT_THROW(zmanager::with_timeout(q, 100ms).get(), zmanager::TimeoutError);
+  EXPECT_EQ(q.waiting_getters(), 0u);
+  q.put(5);
+  EXPECT_EQ(q.qsize(), 1u) << "the item went to the call that had timed out";
+}
+
 TEST_F(Queues, AParkedPutCompletesWhenRoomIsMade) {
   auto q = m().Queue<int>(1);
   q.put(1);

@@ -16,6 +16,7 @@
 #include <zmanager/zmanager.hpp>
 
 #include "process.hpp"
+#include "timing.hpp"
 
 using namespace std::chrono_literals;
 
@@ -78,15 +79,6 @@ inline bool eventually(const std::function<bool()>& condition,
     std::this_thread::sleep_for(2ms);
   }
   return true;
-}
-
-/// Measures how long `f` took.
-template <class F>
-std::chrono::milliseconds timed(F&& f) {
-  auto start = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               start);
 }
 
 }  // namespace test

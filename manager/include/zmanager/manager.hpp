@@ -26,6 +26,9 @@ struct ManagerOptions {
   std::chrono::milliseconds heartbeat_interval{1000};
   std::chrono::milliseconds session_ttl{10000};
   std::size_t threads = 0;
+  /// The timeout of every call whose proxy sets none (zmanager::with_timeout); none: calls wait
+  /// as long as they need, as in Python (docs/reliability.md).
+  CallTimeout call_timeout;
 };
 
 /// Registers types, then either runs a server (`start()` in a child process, or

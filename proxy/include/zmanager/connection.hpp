@@ -17,6 +17,9 @@ struct ConnectOptions {
   std::chrono::milliseconds timeout{10000};
   /// A name for this client in the server's logs.
   std::string name;
+  /// The timeout of every call made through a proxy that sets none (see with_timeout); none:
+  /// calls wait as long as they need (a server that dies is still noticed, by its silence).
+  CallTimeout call_timeout;
 };
 
 /// Connects and authenticates (mutual HMAC-SHA256); throws ConnectionError when the server does

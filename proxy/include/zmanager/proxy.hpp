@@ -14,6 +14,8 @@
 
 namespace zmanager {
 
+using detail::CallTimeout;
+
 template <class T>
 class Proxy;
 template <class T>
@@ -85,19 +87,30 @@ void pack_params(wire::Encoder& enc, std::index_sequence<I...>, A&&... a) {
 class InvokerBase {
  public:
   InvokerBase() = default;
-  explicit InvokerBase(std::shared_ptr<ObjectRef> ref) : ref_(std::move(ref)) {}
+  explicit InvokerBase(std::shared_ptr<ObjectRef> ref, CallTimeout timeout = std::nullopt)
+      : ref_(std::move(ref)), timeout_(timeout) {}
+
+  /// How long each call through this proxy may take (TimeoutError after that); none: the
+  /// connection's default (ConnectOptions::call_timeout, ManagerOptions::call_timeout).
+  void set_call_timeout(CallTimeout timeout) { timeout_ = timeout; }
+  CallTimeout call_timeout() const { return timeout_; }
 
  protected:
   template <class R, class PackArgs>
   Future<R> send_call(std::string_view method, PackArgs&& pack_args) const {
     if (!ref_) throw Error("call on an empty proxy");
     const auto& channel = ref_->channel();
+    CallTimeout timeout = timeout_ ? timeout_ : channel->default_call_timeout();
+    bool tell_server = timeout && channel->sends_call_timeouts();
     wire::Encoder enc(channel->request_hooks());
     std::uint64_t id = channel->next_request_id();
-    begin_call(enc, id, ref_->id(), method);
+    begin_call(enc, id, ref_->id(), method, tell_server);
     pack_args(enc);
-    end_call(enc);
-    return Future<R>(channel->send(id, enc, true));
+    end_call(enc, tell_server ? timeout : std::nullopt);
+    auto sent = std::chrono::steady_clock::now();
+    auto state = channel->send(id, enc, true);
+    if (timeout && state) state->set_deadline(sent + *timeout, timeout);
+    return Future<R>(std::move(state));
   }
 
   template <auto M, class... A>
@@ -119,6 +132,7 @@ class InvokerBase {
   }
 
   std::shared_ptr<ObjectRef> ref_;
+  CallTimeout timeout_;
 };
 
 template <class T>
@@ -162,7 +176,14 @@ class Proxy : public detail::Expose<T>::template Methods<detail::SyncInvoker<T>>
   explicit Proxy(std::shared_ptr<detail::ObjectRef> ref) : Base(std::move(ref)) {}
 
   /// The same methods, each returning a Future instead of waiting: `p.async().add(1, 2)`.
-  Async async() const { return Async(this->ref_); }
+  Async async() const { return Async(this->ref_, this->timeout_); }
+  /// A copy whose calls each have `timeout` (TimeoutError once it passes; the server drops the
+  /// call if it is still parked there): `p.with_timeout(2s).slow_method()`.
+  Proxy with_timeout(CallTimeout timeout) const {
+    Proxy p = *this;
+    p.set_call_timeout(timeout);
+    return p;
+  }
 
   /// Calls a method by name with the arguments as given: `p.call<int>("add", 2, 2)`.
   template <class R = void, class... A>
@@ -204,6 +225,14 @@ namespace detail {
 void pack_ref(msgpack::packer<msgpack::sbuffer>& o, std::uint64_t id, std::string_view type);
 std::shared_ptr<ObjectRef> unpack_ref(const msgpack::object& o);
 }  // namespace detail
+
+/// A copy of `proxy` (a Proxy<T>, or the proxy of a built-in such as a QueueProxy) whose calls
+/// each have `timeout`: `with_timeout(queue, 2s).get()`.
+template <class P>
+P with_timeout(P proxy, CallTimeout timeout) {
+  proxy.set_call_timeout(timeout);
+  return proxy;
+}
 
 }  // namespace zmanager
 

@@ -27,14 +27,16 @@ class ReplyTarget {
   /// its frames are still being sent.
   enum class Lifetime { kBorrowed, kTemporary };
   virtual ~ReplyTarget() = default;
-  /// Encodes the result with `pack(enc, value)` and sends it. Returns false if already replied.
+  /// Encodes the result with `pack(enc, value)` and sends it. Returns false if already replied
+  /// or if the caller can no longer receive it.
   virtual bool reply(PackFn pack, const void* value, Lifetime lifetime = Lifetime::kBorrowed) = 0;
   virtual bool fail(std::exception_ptr error) = 0;
   virtual std::string_view method() const = 0;
   /// Who made the call: the client session's id, or an internal owner for calls made by objects
   /// inside the server. Lock ownership is recorded against it.
   virtual std::uint64_t caller() const = 0;
-  /// False once the caller's session has ended: a reply would reach nobody.
+  /// False once the caller's session has ended or the call has been answered (its deadline
+  /// passed): a reply would reach nobody.
   virtual bool caller_alive() const { return true; }
 };
 
@@ -66,21 +68,24 @@ class Responder {
   /// caller is gone should not be handed anything: it would be lost with the reply.
   bool caller_alive() const { return target_ && target_->caller_alive(); }
 
+  /// Answers the call; false if nobody will receive the answer (the call was answered already,
+  /// by its deadline, or its caller's session has ended): what `value` grants must then be
+  /// taken back or given to someone else.
   template <class U = T>
-  requires(!std::is_void_v<U>) void send(const U& value) {
+  requires(!std::is_void_v<U>) bool send(const U& value) {
     auto target = std::move(target_);
-    if (target) target->reply(&detail::pack_result<T>, &value);
+    return target && target->reply(&detail::pack_result<T>, &value);
   }
   /// A value handed over (`send(queue.pop())`): its bytes may go out without a copy.
   template <class U = T>
-  requires(!std::is_void_v<U> && std::is_same_v<U, T>) void send(U&& value) {
+  requires(!std::is_void_v<U> && std::is_same_v<U, T>) bool send(U&& value) {
     auto target = std::move(target_);
-    if (target)
-      target->reply(&detail::pack_result<T>, &value, detail::ReplyTarget::Lifetime::kTemporary);
+    return target && target->reply(&detail::pack_result<T>, &value,
+                                   detail::ReplyTarget::Lifetime::kTemporary);
   }
-  void send() requires std::is_void_v<T> {
+  bool send() requires std::is_void_v<T> {
     auto target = std::move(target_);
-    if (target) target->reply(&detail::pack_result<void>, nullptr);
+    return target && target->reply(&detail::pack_result<void>, nullptr);
   }
   void fail(std::exception_ptr error) {
     auto target = std::move(target_);

@@ -161,7 +161,8 @@ std::shared_ptr<T> local_instance(const std::shared_ptr<ObjectRef>& ref) {
 /// Declares the remote methods of `Class` (at global namespace scope, after the class):
 ///   ZMANAGER_EXPOSE(MathsClass, add, mul)
 /// Overloaded methods cannot be exposed (their address is ambiguous). A proxy reserves the names
-/// async, call, call_async, id, type_id and ref for itself.
+/// async, call, call_async, id, type_id, ref, with_timeout, set_call_timeout and call_timeout
+/// for itself.
 #define ZMANAGER_EXPOSE(Class, ...)                                         \
   template <>                                                               \
   struct zmanager::detail::Expose<Class> {                                  \

@@ -56,6 +56,9 @@ class BuiltinProxy {
   const std::shared_ptr<ObjectRef>& ref() const noexcept { return proxy_.ref(); }
   /// The same object through dynamic calls (its wire methods: docs/protocol.md).
   const DynamicProxy& dynamic() const noexcept { return proxy_; }
+  /// How long each call through this proxy may take (see zmanager::with_timeout).
+  void set_call_timeout(CallTimeout timeout) { proxy_.set_call_timeout(timeout); }
+  CallTimeout call_timeout() const { return proxy_.call_timeout(); }
 
   friend bool operator==(const BuiltinProxy& a, const BuiltinProxy& b) noexcept {
     return a.proxy_ == b.proxy_;

@@ -20,6 +20,14 @@ namespace zmanager::detail {
 
 class Channel;
 
+/// How long a call may take: none (the default) waits as long as the call needs.
+using CallTimeout = std::optional<std::chrono::milliseconds>;
+
+/// How long past a call's deadline the client still waits for the server's own answer (its
+/// TimeoutError, or the result if the call completed just in time) before it gives up on its
+/// own: only a server that cannot answer at all is timed out on this side.
+inline constexpr std::chrono::milliseconds kDeadlineGrace{1000};
+
 /// Completion of one request: filled by the channel, waited on by a Future.
 class CallState {
  public:
@@ -30,6 +38,9 @@ class CallState {
 
   void complete(wire::Payload payload);
   void fail(std::exception_ptr error);
+  /// The call's deadline: take() raises TimeoutError when no answer came by then (plus
+  /// kDeadlineGrace). Set by the sender before anyone waits.
+  void set_deadline(std::chrono::steady_clock::time_point deadline, CallTimeout timeout);
 
   /// Waiting lets the channel use the waiting thread to read replies (see Connection).
   void wait();
@@ -52,6 +63,8 @@ class CallState {
   std::optional<wire::Payload> payload_;
   std::exception_ptr error_;
   std::weak_ptr<Channel> channel_;
+  std::optional<std::chrono::steady_clock::time_point> deadline_;
+  CallTimeout timeout_;
 };
 
 class Channel : public std::enable_shared_from_this<Channel> {
@@ -73,6 +86,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
   virtual wire::RefHooks* request_hooks() { return nullptr; }
   /// Ends the channel: pending and later calls fail with ConnectionError.
   virtual void close() {}
+  /// The timeout of calls made through proxies that set none (ConnectOptions::call_timeout).
+  virtual CallTimeout default_call_timeout() const { return std::nullopt; }
+  /// Whether the server takes a call's timeout with the call (protocol version 2), so that it
+  /// times out a call parked there itself.
+  virtual bool sends_call_timeouts() const { return false; }
   /// Inside a server: the instance of object `id` if it is of C++ type `type`; null elsewhere.
   virtual std::shared_ptr<void> local_instance(std::uint64_t /*id*/,
                                                const std::type_info& /*type*/) {
@@ -107,11 +125,12 @@ class ObjectRef {
   std::string type_;
 };
 
-/// Writes the head of a call body: [op, request_id, object, method, <args follow>, <refs>].
+/// Writes the head of a call body: [op, request_id, object, method, <args follow>, <refs>,
+/// <timeout_ms if `with_timeout`>].
 void begin_call(wire::Encoder& enc, std::uint64_t request_id, std::uint64_t object,
-                std::string_view method);
-/// Appends the reference list that closes a call body.
-void end_call(wire::Encoder& enc);
+                std::string_view method, bool with_timeout = false);
+/// Appends the reference list (and the timeout, if begin_call said so) that close a call body.
+void end_call(wire::Encoder& enc, CallTimeout timeout = std::nullopt);
 
 /// Decodes a reply payload as T, then releases references the payload carried that T did not
 /// keep (so a result that is ignored or converted to a plain value does not leak).

@@ -16,7 +16,8 @@
 
 namespace zmanager::wire {
 
-inline constexpr std::uint32_t kProtocolVersion = 1;
+// 2: a CALL may carry a seventh field, timeout_ms.
+inline constexpr std::uint32_t kProtocolVersion = 2;
 inline constexpr std::uint32_t kMinProtocolVersion = 1;
 
 enum class Op : std::uint8_t {
