@@ -148,7 +148,18 @@ std::shared_ptr<ObjectRef> unpack_ref(const msgpack::object& o) {
     throw msgpack::type_error();
   auto* scope = wire::DecodeScope::current();
   if (!scope || !scope->hooks()) throw ProtocolError("object reference outside a call");
-  msgpack::object_handle h = msgpack::unpack(o.via.ext.data(), o.via.ext.size);
+  // The payload is a msgpack document of its own: parsed under the same bounds as a message
+  // body (a few bytes must not declare gigabytes), and any flaw is the sender's ProtocolError.
+  const std::size_t size = o.via.ext.size;
+  msgpack::object_handle h;
+  try {
+    std::size_t offset = 0;
+    h = msgpack::unpack(o.via.ext.data(), size, offset, nullptr, nullptr,
+                        wire::unpack_limits(size, wire::Limits{}));
+    if (offset != size) throw ProtocolError("trailing bytes");
+  } catch (const std::exception& e) {
+    throw ProtocolError(std::string("malformed object reference: ") + e.what());
+  }
   const msgpack::object& v = h.get();
   if (v.type != msgpack::type::ARRAY || v.via.array.size != 2)
     throw ProtocolError("malformed object reference");

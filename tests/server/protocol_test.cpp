@@ -3,6 +3,7 @@
 // keeps serving well-behaved clients.
 #include <gtest/gtest.h>
 
+#include <random>
 #include <thread>
 
 #include "server_process.hpp"
@@ -106,6 +107,16 @@ class Protocol : public ::testing::Test {
   std::uint64_t rejected() { return server->connect()->stats().rejected; }
   std::optional<test::ServerProcess> server;
 };
+
+// Creates a Holder through `peer` (authenticated); its object id, or 0.
+std::uint64_t create_holder(RawPeer& peer) {
+  peer.send({body(5, 1, 0, std::string("create"),
+                  std::make_tuple(std::string("Holder"), std::vector<int>{}), std::vector<int>{})});
+  auto created = peer.recv();
+  if (!created || created->op() != wire::Op::kReply) return 0;
+  auto refs = wire::as_id_list(created->field(3), "refs");
+  return refs.empty() ? 0 : refs[0];
+}
 
 TEST_F(Protocol, ARawPeerCanCallAfterTheHandshake) {
   RawPeer peer(server->address);
@@ -219,16 +230,124 @@ TEST_F(Protocol, OversizedMessagesAreRefused) {
 TEST_F(Protocol, ReferencesToUnknownObjectsAreRefused) {
   RawPeer peer(server->address);
   ASSERT_EQ(peer.handshake(server->authkey)->op(), wire::Op::kWelcome);
-  peer.send({body(5, 1, 0, std::string("create"),
-                  std::make_tuple(std::string("Holder"), std::vector<int>{}), std::vector<int>{})});
-  auto created = peer.recv();
-  ASSERT_EQ(created->op(), wire::Op::kReply);
-  auto holder = wire::as_id_list(created->field(3), "refs")[0];
+  auto holder = create_holder(peer);
+  ASSERT_NE(holder, 0u);
   // "keep" with a refs list naming an object that does not exist.
   peer.send({body(5, 2, holder, std::string("keep"), std::make_tuple(msgpack::type::nil_t()),
                   std::vector<std::uint64_t>{424242})});
   auto e = peer.error_of(peer.recv());
   EXPECT_EQ(e.type, "KeyError");
+  expect_server_serves();
+}
+
+// Regression (found by the fuzzer): an object reference's payload was unpacked without bounds
+// and its msgpack errors escaped untyped; a reference declaring a 4 G-element array could make
+// the server allocate for it.
+TEST_F(Protocol, AMalformedReferenceInAnArgumentIsAProtocolError) {
+  RawPeer peer(server->address);
+  ASSERT_EQ(peer.handshake(server->authkey)->op(), wire::Op::kWelcome);
+  auto holder = create_holder(peer);
+  ASSERT_NE(holder, 0u);
+  const std::string payloads[] = {
+      std::string("\x8e\x08\xa4"
+                  "dict",
+                  7),                          // a map of 14 entries in 6 bytes
+      std::string("\xdd\xff\xff\xff\xf0", 5),  // an array of 4 G elements
+      std::string("\x92\x08\xa4"
+                  "dict\xc0",
+                  8),  // trailing bytes
+  };
+  std::uint64_t request = 2;
+  for (const auto& payload : payloads) {
+    msgpack::sbuffer b;
+    msgpack::packer<msgpack::sbuffer> pk(b);
+    pk.pack_array(6);
+    pk.pack(5);
+    pk.pack(request);
+    pk.pack(holder);
+    pk.pack(std::string("keep"));
+    pk.pack_array(1);
+    pk.pack_ext(payload.size(), wire::kExtRef);
+    pk.pack_ext_body(payload.data(), static_cast<std::uint32_t>(payload.size()));
+    pk.pack_array(0);
+    peer.send({std::string(b.data(), b.size())});
+    auto e = peer.error_of(peer.recv());
+    EXPECT_EQ(e.type, "ProtocolError") << e.message;
+    EXPECT_EQ(e.kind, "bad_request");
+    EXPECT_NE(e.message.find("malformed object reference"), std::string::npos) << e.message;
+    ++request;
+  }
+  expect_server_serves();
+}
+
+// Reads answers until the one to request `id` (the server answers one peer in order, so every
+// earlier message has been dealt with by then); false if it never comes.
+bool drain_until_reply(RawPeer& peer, std::uint64_t id) {
+  for (int answers = 0; answers < 100000; ++answers) {
+    auto in = peer.recv();
+    if (!in) return false;
+    if (in->op() == wire::Op::kReply && in->field(1).as<std::uint64_t>() == id) return true;
+  }
+  return false;
+}
+
+TEST_F(Protocol, AFloodOfMalformedTrafficChangesNothingForOtherClients) {
+  auto victim = server->connect();
+  auto counter = victim->create<Counter>("Counter", 41);
+  const auto before = victim->stats();
+  RawPeer attacker(server->address);
+  ASSERT_EQ(attacker.handshake(server->authkey)->op(), wire::Op::kWelcome);
+  RawPeer stranger(server->address);  // never authenticates
+
+  std::mt19937 rng(20261130);  // a fixed seed: the same traffic every run
+  auto random_bytes = [&](std::size_t n) {
+    std::string bytes(n, '\0');
+    for (auto& c : bytes) c = static_cast<char>(rng());
+    return bytes;
+  };
+  std::vector<std::vector<std::string>> traffic;
+  for (int i = 0; i < 300; ++i) traffic.push_back({random_bytes(rng() % 96)});
+  for (int i = 0; i < 50; ++i)  // random frame counts
+    traffic.push_back({random_bytes(rng() % 32), random_bytes(rng() % 32), random_bytes(8)});
+  // Every truncation of a call that would change the victim's counter.
+  std::string increment =
+      body(5, 1, counter.id(), std::string("increment"), std::make_tuple(1), std::vector<int>{});
+  for (std::size_t n = 0; n < increment.size(); ++n) traffic.push_back({increment.substr(0, n)});
+  // A blob reference to a frame that was not sent; frames with no call in them.
+  std::string blob_ref("\xd6\x01\x00\x00\x00\x07", 6);  // ext 1, index 7
+  traffic.push_back({"\x96\x05\x02" + std::string("\xcf") + std::string(8, '\0') + "\xa3get\x91" +
+                     blob_ref + "\x90"});
+  traffic.push_back({std::string(), "stray", "frames"});
+  // Huge declared lengths: str32, bin32, array32 and map32 of about 4 GiB in a few bytes.
+  for (char head : {'\xdb', '\xc6', '\xdd', '\xdf'})
+    traffic.push_back({std::string("\x96\x05\x03\x00") + head + "\xff\xff\xff\xf0"});
+  // Unknown versions, and a HELLO with no nonce.
+  traffic.push_back({body(1, 0, std::string(32, 'n'), std::string("v0"))});
+  traffic.push_back({body(1, std::uint64_t{1} << 40, std::string(32, 'n'), std::string("v?"))});
+  traffic.push_back({body(1, wire::kProtocolVersion)});
+  // Another session's ids: a release of the victim's counter, which this peer never held, and
+  // a call naming an object id that does not exist.
+  traffic.push_back(
+      {body(5, 4, 0, std::string("release"),
+            std::make_tuple(std::vector<std::uint64_t>{counter.id()}), std::vector<int>{})});
+  traffic.push_back({body(5, 5, counter.id() + 1000, std::string("increment"), std::make_tuple(1),
+                          std::vector<int>{})});
+
+  for (const auto& frames : traffic) {
+    attacker.send(frames);
+    stranger.send(frames);
+  }
+  // A last well-formed call from the attacker: once it is answered, all of the above has been.
+  attacker.send({body(5, 999999, 0, std::string("stats"), std::vector<int>{}, std::vector<int>{})});
+  ASSERT_TRUE(drain_until_reply(attacker, 999999)) << "the attacker's session stopped working";
+
+  EXPECT_EQ(counter.get(), 41) << "malformed traffic changed another client's object";
+  auto after = victim->stats();
+  EXPECT_EQ(after.objects, before.objects);
+  EXPECT_EQ(after.destroyed, before.destroyed) << "a replayed release dropped the victim's object";
+  EXPECT_EQ(after.sessions, before.sessions + 1) << "the stranger got a session";
+  EXPECT_GT(after.rejected, before.rejected + 300);
+  EXPECT_EQ(counter.increment(1), 42);
   expect_server_serves();
 }
 

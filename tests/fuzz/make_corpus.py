@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+"""Writes the seed corpus of the request-decoder fuzzer (tests/fuzz/corpus/): one well-formed
+message of each kind the server reads, in the fuzz input layout (request_decoder.cpp): a byte
+giving the number of side frames, each as a length byte and its bytes, then the msgpack body.
+Run it again after changing the protocol; the fuzzer adds what it finds on its own."""
+import hashlib
+import os
+import struct
+
+import msgpack
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BLOB, REF, OPAQUE = 1, 2, 3
+
+
+def ext(kind, payload):
+    return msgpack.ExtType(kind, payload)
+
+
+def ref(object_id, type_id):
+    return ext(REF, msgpack.packb([object_id, type_id]))
+
+
+def blob(index):
+    return ext(BLOB, struct.pack(">I", index))
+
+
+def message(body, blobs=()):
+    out = bytes([len(blobs)])
+    for b in blobs:
+        out += bytes([len(b)]) + b
+    return out + msgpack.packb(body, use_bin_type=True)
+
+
+SEEDS = {
+    "hello": message([1, 2, b"\x01" * 32, "worker-1"]),
+    "auth": message([3, b"\x02" * 32]),
+    "ping": message([8]),
+    "bye": message([10]),
+    "call_put": message([5, 1, 7, "put", [{"job": [1, 2.5, None, True]}, True, 1.5], []]),
+    "call_acquire": message([5, 2, 9, "acquire", [12345, True, None], [], 250]),
+    "call_setitem": message([5, 3, 4, "setitem", ["k", [1, -2, "x", b"bytes"]], []]),
+    "call_release": message([5, 0, 0, "release", [[4, 5, 6]], []]),
+    "call_create": message([5, 4, 0, "create", ["Queue", [0]], []]),
+    "call_user": message([5, 5, 11, "user", [3, 0.5, "name", blob(0)], []], [b"side frame"]),
+    "call_ref": message([5, 6, 3, "setitem", ["inner", ref(8, "dict")], [8]]),
+    "call_nested": message([5, 7, 4, "setitem", [[[[["deep"]]]], {"a": {"b": {"c": 1}}}], []]),
+    "call_opaque": message([5, 8, 4, "user", [ext(OPAQUE, b"\x16\x00serialization::archive")], []]),
+    "reply": message([6, 1, {"values": [1, 2, 3], "blob": blob(0)}, []], [b"abc"]),
+    "error": message([7, 2, {"kind": "raised", "type": "KeyError", "message": "'k'",
+                             "method": "getitem", "object": "4"}]),
+}
+
+
+def main():
+    corpus = os.path.join(HERE, "corpus")
+    os.makedirs(corpus, exist_ok=True)
+    for name, data in SEEDS.items():
+        digest = hashlib.sha1(data).hexdigest()[:12]
+        with open(os.path.join(corpus, f"seed_{name}_{digest}"), "wb") as f:
+            f.write(data)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+#include "request_decoder.hpp"
+
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "zmanager/expose.hpp"
+#include "zmanager/value.hpp"
+#include "zmanager/wire/protocol.hpp"
+
+namespace zmanager::fuzz {
+namespace {
+
+// References that arrive in a request become handles with no channel: nothing is looked up.
+class Hooks final : public wire::RefHooks {
+ public:
+  std::shared_ptr<detail::ObjectRef> on_import(std::uint64_t id, std::string_view type) override {
+    return std::make_shared<detail::ObjectRef>(nullptr, id, std::string(type));
+  }
+};
+
+// Small limits, so that the fuzzer reaches them; the rules are the same at any size.
+wire::Limits fuzz_limits() {
+  wire::Limits limits;
+  limits.max_message_bytes = 1 << 16;
+  limits.max_body_bytes = 1 << 16;
+  limits.max_frames = 8;
+  limits.max_depth = 16;
+  return limits;
+}
+
+// Input layout: byte 0 says how many side frames (blobs) follow (its value mod 4); each is a
+// length byte and that many bytes; the rest is the msgpack body. Short inputs are bodies alone.
+wire::Frames split(const std::uint8_t* data, std::size_t size) {
+  wire::Frames frames;
+  std::vector<zmq::message_t> blobs;
+  std::size_t at = 0;
+  std::size_t count = size > 0 ? data[at++] % 4 : 0;
+  for (std::size_t i = 0; i < count && at < size; ++i) {
+    std::size_t declared = data[at++];
+    std::size_t len = std::min(declared, size - at);
+    blobs.emplace_back(data + at, len);
+    at += len;
+  }
+  frames.emplace_back(data + at, size - at);
+  for (auto& b : blobs) frames.push_back(std::move(b));
+  return frames;
+}
+
+// Each decoding is tried on its own: a typed rejection of one does not hide the next.
+template <class F>
+void attempt(F&& f) {
+  try {
+    f();
+  } catch (const Error&) {
+  }
+}
+
+void decode_call(const wire::Inbound& in) {
+  attempt([&] { wire::as_u64(in.field(1), "request id"); });
+  attempt([&] { wire::as_u64(in.field(2), "object id"); });
+  attempt([&] { wire::as_string(in.field(3), "method"); });
+  attempt([&] { wire::as_id_list(in.field(5), "refs"); });
+  attempt([&] {
+    if (in.size() > 6) wire::as_u64(in.field(6), "timeout_ms");
+  });
+  Hooks hooks;
+  wire::DecodeScope scope(in.blobs(), &hooks);
+  const msgpack::object* args = nullptr;
+  attempt([&] { args = &in.field(4); });
+  if (!args) return;
+  // The parameter shapes of the built-ins (queue put, lock acquire, dict setitem, release) and
+  // of typed user methods.
+  attempt(
+      [&] { detail::decode_args<std::tuple<Value, bool, std::optional<double>>>(*args, "put"); });
+  attempt([&] {
+    detail::decode_args<std::tuple<std::uint64_t, bool, std::optional<double>>>(*args, "acquire");
+  });
+  attempt([&] { detail::decode_args<std::tuple<Value, Value>>(*args, "setitem"); });
+  attempt([&] { detail::decode_args<std::tuple<std::vector<std::uint64_t>>>(*args, "release"); });
+  attempt([&] { detail::decode_args<std::tuple<std::string, msgpack::object>>(*args, "create"); });
+  attempt([&] { detail::decode_args<std::tuple<int, double, std::string, Bytes>>(*args, "user"); });
+  attempt([&] {
+    detail::decode_args<std::tuple<std::vector<std::string>, std::map<std::string, int>>>(*args,
+                                                                                          "user");
+  });
+  attempt([&] { wire::convert<Value>(*args, "arguments"); });
+}
+
+void decode_answer(const wire::Inbound& in) {
+  attempt([&] { wire::as_u64(in.field(1), "request id"); });
+  if (in.op() == wire::Op::kError) {
+    attempt([&] {
+      wire::WireError e;
+      try {
+        in.field(2).convert(e);
+      } catch (const msgpack::type_error&) {
+        throw ProtocolError("malformed error");  // what the client does with it
+      }
+    });
+    return;
+  }
+  attempt([&] {
+    auto payload = in.payload(2, 3);
+    Hooks hooks;
+    wire::DecodeScope scope(payload.blobs, &hooks);
+    wire::convert<Value>(payload.value, "result");
+  });
+}
+
+}  // namespace
+
+bool decode_request(const std::uint8_t* data, std::size_t size) {
+  static const wire::Limits limits = fuzz_limits();
+  std::shared_ptr<wire::Inbound> in;
+  try {
+    in = wire::Inbound::parse(split(data, size), limits);
+  } catch (const Error&) {
+    return false;
+  }
+  switch (in->op()) {
+    case wire::Op::kHello:
+      attempt([&] { wire::as_u64(in->field(1), "protocol version"); });
+      attempt([&] {
+        wire::Nonce nonce;
+        wire::read_nonce(in->field(2), nonce);
+      });
+      attempt([&] { wire::as_string(in->field(3), "client name"); });
+      break;
+    case wire::Op::kAuth:
+      attempt([&] { wire::equal_constant_time(in->field(1), wire::Mac{}); });
+      break;
+    case wire::Op::kCall:
+      decode_call(*in);
+      break;
+    case wire::Op::kReply:
+    case wire::Op::kError:
+      decode_answer(*in);
+      break;
+    default:
+      break;
+  }
+  return true;
+}
+
+}  // namespace zmanager::fuzz

@@ -1,0 +1,17 @@
+// What the server does with the bytes of one incoming message before any object sees it: split
+// into frames, parse under the limits, read the fields of its op, decode call arguments as the
+// built-ins' and a typical method's parameter types, and as dynamic Values. Shared by the
+// libFuzzer target and by the test that replays the corpus in every build.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace zmanager::fuzz {
+
+/// Decodes one input (layout in request_decoder.cpp); returns whether it parsed as a message.
+/// Every rejection must be a zmanager::Error; anything else escaping (another exception, a
+/// crash, a sanitizer report) is a bug.
+bool decode_request(const std::uint8_t* data, std::size_t size);
+
+}  // namespace zmanager::fuzz
