@@ -2,7 +2,8 @@
 
 namespace zmanager::server {
 
-ObjectTable::ObjectTable(WorkerPool& pool) : pool_(pool) {
+ObjectTable::ObjectTable(WorkerPool& pool, std::size_t max_per_session)
+    : pool_(pool), max_per_session_(max_per_session) {
   for (OwnerId o : {kPinnedOwner, kInFlightOwner, kLocalOwner}) owners_[o];
 }
 
@@ -63,8 +64,14 @@ void ObjectTable::incref(OwnerId owner, std::uint64_t id) {
   if (obj == objects_.end()) throw KeyError("no object with id " + std::to_string(id));
   auto own = owners_.find(owner);
   if (own == owners_.end()) throw ConnectionError("the session holding this reference has ended");
+  auto& held = own->second;
+  if (owner > kLocalOwner && held.size() >= max_per_session_ && !held.count(id)) {
+    ++refused_;
+    throw LimitError("this session already holds references to " + std::to_string(held.size()) +
+                     " objects, the server's limit (max_objects_per_session): release some");
+  }
   ++obj->second.refs;
-  ++own->second[id];
+  ++held[id];
 }
 
 void ObjectTable::decref(OwnerId owner, std::uint64_t id) {
@@ -121,6 +128,11 @@ std::uint64_t ObjectTable::created() const {
 std::uint64_t ObjectTable::destroyed() const {
   std::lock_guard lock(mu_);
   return destroyed_;
+}
+
+std::uint64_t ObjectTable::refused() const {
+  std::lock_guard lock(mu_);
+  return refused_;
 }
 
 }  // namespace zmanager::server

@@ -39,7 +39,8 @@ struct Object {
 /// one goes it is removed, and destroyed once the calls still running on it finish.
 class ObjectTable {
  public:
-  explicit ObjectTable(WorkerPool& pool);
+  /// A client session may hold references to at most `max_per_session` objects.
+  ObjectTable(WorkerPool& pool, std::size_t max_per_session);
 
   /// Adds a new object with no references yet; the caller adds the first.
   std::shared_ptr<Object> add(std::string type_id, std::shared_ptr<void> instance,
@@ -52,7 +53,8 @@ class ObjectTable {
   void open_owner(OwnerId owner);
   /// Drops every reference `owner` holds; later increfs for it fail.
   void close_owner(OwnerId owner);
-  /// Throws KeyError for an unknown object, ConnectionError for a closed owner.
+  /// Throws KeyError for an unknown object, ConnectionError for a closed owner, LimitError when
+  /// a client session would hold more objects than its limit.
   void incref(OwnerId owner, std::uint64_t id);
   void decref(OwnerId owner, std::uint64_t id);
   /// Drops every object (server shutdown).
@@ -62,6 +64,8 @@ class ObjectTable {
   std::map<std::string, std::uint64_t> count_by_type() const;
   std::uint64_t created() const;
   std::uint64_t destroyed() const;
+  /// How many increfs the per-session limit refused.
+  std::uint64_t refused() const;
 
  private:
   struct Entry {
@@ -73,6 +77,7 @@ class ObjectTable {
   void drop(std::uint64_t id, std::vector<std::shared_ptr<Object>>& dead);
 
   WorkerPool& pool_;
+  const std::size_t max_per_session_;
   mutable std::mutex mu_;
   std::uint64_t next_id_ = 1;
   std::unordered_map<std::uint64_t, Entry> objects_;
@@ -80,6 +85,7 @@ class ObjectTable {
   std::unordered_map<OwnerId, std::unordered_map<std::uint64_t, std::size_t>> owners_;
   std::uint64_t created_ = 0;
   std::uint64_t destroyed_ = 0;
+  std::uint64_t refused_ = 0;
 };
 
 }  // namespace zmanager::server

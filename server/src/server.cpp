@@ -47,7 +47,7 @@ wire::Frames encode_error(std::uint64_t request_id, const wire::WireError& error
 }
 
 std::string_view kind_of(const std::exception& e) {
-  if (dynamic_cast<const wire::LimitExceeded*>(&e)) return wire::kind::kLimit;
+  if (dynamic_cast<const LimitError*>(&e)) return wire::kind::kLimit;
   if (dynamic_cast<const ProtocolError*>(&e)) return wire::kind::kBadRequest;
   return wire::kind::kRaised;
 }
@@ -194,6 +194,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
     bool reply(PackFn pack, const void* value, Lifetime lifetime = Lifetime::kBorrowed) override {
       if (done_.exchange(true)) return false;
+      uncount_parked();
       if (!session_alive()) return false;  // nobody left to receive it
       auto s = server_.lock();
       if (!s || request_id_ == 0) return true;
@@ -220,6 +221,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
     bool fail(std::exception_ptr error) override {
       if (done_.exchange(true)) return false;
+      uncount_parked();
       auto s = server_.lock();
       if (!s || request_id_ == 0) return true;
       ++s->errors;
@@ -227,9 +229,28 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       return true;
     }
 
+    /// Called once the method has returned without answering: the call now waits in its
+    /// object, and counts against its session's bound on parked calls until it is answered.
+    /// False (the call failed with LimitError) if the session is over its bound.
+    bool park(std::size_t limit) {
+      auto* parked = parked_counter();
+      if (!parked) return true;
+      if (parked->fetch_add(1) >= limit) {
+        --*parked;
+        fail(std::make_exception_ptr(
+            LimitError("this session already has " + std::to_string(limit) +
+                       " calls waiting on the server, its limit (max_waiters_per_session)")));
+        return false;
+      }
+      counted_.store(true);
+      if (done_.load()) uncount_parked();  // answered meanwhile, by another thread
+      return true;
+    }
+
    protected:
     virtual void deliver(Impl& s, wire::Frames frames) = 0;
     virtual bool session_alive() const { return true; }
+    virtual std::atomic<std::size_t>* parked_counter() const { return nullptr; }
 
    private:
     std::weak_ptr<Impl> server_;
@@ -238,19 +259,27 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::string method_;
     std::string object_;
     std::atomic<bool> done_{false};
+    std::atomic<bool> counted_{false};  // counted in parked_counter(), not yet uncounted
+
+    void uncount_parked() {
+      if (counted_.exchange(false)) --*parked_counter();
+    }
   };
 
   class RemoteTarget final : public Target {
    public:
     RemoteTarget(std::weak_ptr<Impl> s, std::string routing, OwnerId owner,
-                 std::shared_ptr<const std::atomic<bool>> session_open, std::uint64_t request_id,
+                 std::shared_ptr<const std::atomic<bool>> session_open,
+                 std::shared_ptr<std::atomic<std::size_t>> session_parked, std::uint64_t request_id,
                  std::string method, std::string object)
         : Target(std::move(s), owner, request_id, std::move(method), std::move(object)),
           routing_(std::move(routing)),
-          session_open_(std::move(session_open)) {}
+          session_open_(std::move(session_open)),
+          session_parked_(std::move(session_parked)) {}
 
    protected:
     bool session_alive() const override { return session_open_->load(); }
+    std::atomic<std::size_t>* parked_counter() const override { return session_parked_.get(); }
     void deliver(Impl& s, wire::Frames frames) override {
       // A call left parked by an ended session is answered by being dropped: nobody would read
       // the reply (and a reconnecting peer with the same routing id must not get it).
@@ -261,6 +290,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
    private:
     std::string routing_;
     std::shared_ptr<const std::atomic<bool>> session_open_;
+    std::shared_ptr<std::atomic<std::size_t>> session_parked_;
   };
 
   class LocalTarget final : public Target {
@@ -364,6 +394,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     std::string name;
     // Cleared when the session ends; calls it left parked in objects can tell.
     std::shared_ptr<std::atomic<bool>> open = std::make_shared<std::atomic<bool>>(true);
+    // Its calls parked in objects now (max_waiters_per_session).
+    std::shared_ptr<std::atomic<std::size_t>> parked =
+        std::make_shared<std::atomic<std::size_t>>(0);
     // The objects with an on_session_end hook that this session called: told when it ends.
     std::unordered_map<std::uint64_t, std::weak_ptr<Object>> watched;
     std::size_t prune_at = 64;  // watched entries of destroyed objects are dropped past this
@@ -411,7 +444,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   ServerOptions options;
   wire::Limits limits;
   server::WorkerPool pool;
-  server::ObjectTable table{pool};
+  server::ObjectTable table{pool, options.max_objects_per_session};
   Waker waker;
   std::shared_ptr<LocalChannel> local;
   zmq::context_t context{1};
@@ -430,6 +463,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::map<std::string, std::uint64_t, std::less<>> shared_ids;
 
   std::atomic<std::uint64_t> calls{0}, errors{0}, rejected{0}, auth_failures{0}, expired{0};
+  // Refusals by limit (ServerStats::limits_hit).
+  std::atomic<std::uint64_t> over_message_limit{0}, over_waiter_limit{0}, over_session_limit{0};
 
   std::mutex timers_mu;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
@@ -524,6 +559,7 @@ std::vector<wire::Frames> Server::Impl::receive_batch(std::size_t max) {
 void Server::Impl::reject(const std::string& routing, std::uint64_t request_id,
                           const std::exception& e) {
   ++rejected;
+  if (dynamic_cast<const LimitError*>(&e)) ++over_message_limit;
   log::warn("rejected a message from peer ", wire::to_hex(routing), ": ", e.what());
   send_now(routing, encode_error(request_id, wire::WireError::from(e, kind_of(e))));
 }
@@ -536,11 +572,14 @@ void Server::Impl::handle(wire::Frames frames) {
   }
   std::string routing(static_cast<const char*>(frames[0].data()), frames[0].size());
   frames.erase(frames.begin());
+  // Read before parsing, so that a call refused by the parser still fails at its caller
+  // instead of leaving it waiting.
+  const std::uint64_t request_id = wire::peek_request_id(frames.front());
   std::shared_ptr<wire::Inbound> in;
   try {
     in = wire::Inbound::parse(std::move(frames), limits);
   } catch (const std::exception& e) {
-    reject(routing, 0, e);
+    reject(routing, sessions.count(routing) ? request_id : 0, e);
     return;
   }
   try {
@@ -597,9 +636,9 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
         reject(routing, request_id, e);
         return;
       }
-      auto target =
-          std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner, session.open,
-                                         request_id, method, std::to_string(object_id));
+      auto target = std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner,
+                                                   session.open, session.parked, request_id, method,
+                                                   std::to_string(object_id));
       dispatch(std::move(in), &session, std::move(target));
       return;
     }
@@ -668,6 +707,16 @@ void Server::Impl::authenticate(const std::string& routing, const wire::Inbound&
     log::warn("authentication failed for peer ", wire::to_hex(routing), " (wrong authkey)");
     send_now(routing, encode_error(0, {std::string(wire::kind::kAuth), "AuthenticationError",
                                        "authentication failed: the authkeys differ", "", ""}));
+    return;
+  }
+  if (sessions.size() >= options.max_sessions) {
+    ++over_session_limit;
+    log::warn("refused a session to peer ", wire::to_hex(routing), ": ", sessions.size(),
+              " sessions, the limit");
+    send_now(routing, encode_error(0, {std::string(wire::kind::kLimit), "LimitError",
+                                       "the server has " + std::to_string(sessions.size()) +
+                                           " sessions, its limit (max_sessions)",
+                                       "", ""}));
     return;
   }
   OwnerId owner;
@@ -879,11 +928,16 @@ void Server::Impl::run_call(const std::shared_ptr<Object>& obj, const detail::Me
     }
   }
   for (auto id : holds) table.decref(kInFlightOwner, id);
-  // A call that parked gets its deadline as a timer on the object's strand, so that the timeout
-  // and a hand-over to the waiting call (a put to a parked get) are never both decided: whichever
-  // runs first answers, and the other sees caller_alive() false. Calls answered at once, nearly
-  // all of them, cost no timer.
-  if (timeout && !target->answered()) {
+  if (target->answered()) return;  // nearly every call: nothing more to do
+  // The call waits in its object: counted against its session's bound, and given its deadline
+  // as a timer on the object's strand, so that the timeout and a hand-over to the waiting call
+  // (a put to a parked get) are never both decided: whichever runs first answers, and the other
+  // sees caller_alive() false.
+  if (!target->park(options.max_waiters_per_session)) {
+    ++over_waiter_limit;
+    return;
+  }
+  if (timeout) {
     add_timer(Timer{
         received + *timeout, 0, obj, [weak = std::weak_ptr<Target>(target), timeout = *timeout] {
           auto t = weak.lock();
@@ -973,6 +1027,10 @@ ServerStats Server::Impl::stats() const {
   s.auth_failures = auth_failures.load();
   s.expired_sessions = expired.load();
   s.objects_by_type = table.count_by_type();
+  s.limits_hit = {{"message", over_message_limit.load()},
+                  {"objects_per_session", table.refused()},
+                  {"waiters_per_session", over_waiter_limit.load()},
+                  {"sessions", over_session_limit.load()}};
   return s;
 }
 

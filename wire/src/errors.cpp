@@ -44,8 +44,9 @@ bool visit_named(F&& f) {
          f(Named<RuntimeError>{"RuntimeError"}) ||
          f(Named<AuthenticationError>{"AuthenticationError"}) ||
          f(Named<ConnectionError>{"ConnectionError"}) || f(Named<TimeoutError>{"TimeoutError"}) ||
-         f(Named<ProcessError>{"ProcessError"}) || f(Named<ProtocolError>{"ProtocolError"}) ||
-         f(Named<OSError>{"OSError"}) || f(Named<FileExistsError>{"FileExistsError"}) ||
+         f(Named<LimitError>{"LimitError"}) || f(Named<ProcessError>{"ProcessError"}) ||
+         f(Named<ProtocolError>{"ProtocolError"}) || f(Named<OSError>{"OSError"}) ||
+         f(Named<FileExistsError>{"FileExistsError"}) ||
          f(Named<FileNotFoundError>{"FileNotFoundError"}) ||
          f(Named<BrokenPipeError>{"BrokenPipeError"}) || f(Named<EOFError>{"EOFError"});
 }

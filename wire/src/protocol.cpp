@@ -33,16 +33,41 @@ msgpack::unpack_limit unpack_limits(std::size_t len, const Limits& limits) {
   return msgpack::unpack_limit(len, len / 2, len, len, len, limits.max_depth);
 }
 
+std::uint64_t peek_request_id(const zmq::message_t& body) {
+  const auto* p = static_cast<const std::uint8_t*>(body.data());
+  const std::size_t n = body.size();
+  std::size_t at;
+  // The array header: fixarray, array16 or array32, of at least six fields.
+  if (n >= 1 && (p[0] & 0xf0) == 0x90 && (p[0] & 0x0f) >= 6)
+    at = 1;
+  else if (n >= 3 && p[0] == 0xdc)
+    at = 3;
+  else if (n >= 5 && p[0] == 0xdd)
+    at = 5;
+  else
+    return 0;
+  if (at >= n || p[at] != static_cast<std::uint8_t>(Op::kCall)) return 0;
+  ++at;
+  if (at >= n) return 0;
+  const std::uint8_t tag = p[at++];
+  if (tag <= 0x7f) return tag;  // positive fixint
+  std::size_t width = tag == 0xcc ? 1 : tag == 0xcd ? 2 : tag == 0xce ? 4 : tag == 0xcf ? 8 : 0;
+  if (width == 0 || at + width > n) return 0;
+  std::uint64_t id = 0;
+  for (std::size_t i = 0; i < width; ++i) id = (id << 8) | p[at + i];  // big-endian
+  return id;
+}
+
 std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
   auto in = std::make_shared<Inbound>();
   in->self_ = in;
   if (frames.empty()) throw ProtocolError("empty message");
   if (frames.size() > limits.max_frames)
-    throw LimitExceeded("too many frames: " + std::to_string(frames.size()));
+    throw LimitError("too many frames: " + std::to_string(frames.size()));
   for (auto& f : frames) in->bytes_ += f.size();
   if (in->bytes_ > limits.max_message_bytes)
-    throw LimitExceeded("message of " + std::to_string(in->bytes_) +
-                        " bytes exceeds the limit of " + std::to_string(limits.max_message_bytes));
+    throw LimitError("message of " + std::to_string(in->bytes_) + " bytes exceeds the limit of " +
+                     std::to_string(limits.max_message_bytes));
   // Moving the vector keeps every element in place; moving one small zmq message would not (its
   // bytes live inside the message object), and the body below points into frame 0.
   in->frames_ = std::move(frames);
@@ -56,8 +81,8 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
   in->frames_.resize(1);
   const auto& body = in->frames_.front();
   if (body.size() > limits.max_body_bytes)
-    throw LimitExceeded("message body of " + std::to_string(body.size()) +
-                        " bytes exceeds the limit of " + std::to_string(limits.max_body_bytes));
+    throw LimitError("message body of " + std::to_string(body.size()) +
+                     " bytes exceeds the limit of " + std::to_string(limits.max_body_bytes));
   try {
     std::size_t offset = 0;
     // The parse tree's zone starts near the body's size instead of msgpack's default 8 KiB,
@@ -72,7 +97,7 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
   } catch (const ProtocolError&) {
     throw;
   } catch (const msgpack::size_overflow& e) {
-    throw LimitExceeded(std::string("message body over a size or depth limit: ") + e.what());
+    throw LimitError(std::string("message body over a size or depth limit: ") + e.what());
   } catch (const std::exception& e) {
     throw ProtocolError(std::string("malformed msgpack body: ") + e.what());
   }

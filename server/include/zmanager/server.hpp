@@ -24,6 +24,12 @@ struct ServerOptions {
   std::size_t max_message_bytes = std::size_t{256} << 20;
   std::size_t max_body_bytes = std::size_t{64} << 20;
   std::size_t max_depth = 64;
+  /// Bounds on one client, so that it cannot exhaust the server for the others (LimitError):
+  /// objects its session holds references to, calls it has parked (waiting in get, acquire,
+  /// wait...), and sessions on the server.
+  std::size_t max_objects_per_session = 1'000'000;
+  std::size_t max_waiters_per_session = 100'000;
+  std::size_t max_sessions = 10'000;
 };
 
 /// Counters a client can read with `BaseManager::stats()` (server method "stats").
@@ -38,8 +44,12 @@ struct ServerStats {
   std::uint64_t auth_failures = 0;
   std::uint64_t expired_sessions = 0;
   std::map<std::string, std::uint64_t> objects_by_type;
+  /// How often each limit refused something: "message" (size, frames, depth: ServerOptions'
+  /// max_message_bytes, max_body_bytes, max_depth), "objects_per_session",
+  /// "waiters_per_session", "sessions".
+  std::map<std::string, std::uint64_t> limits_hit;
   MSGPACK_DEFINE_MAP(objects, sessions, created, destroyed, calls, errors, rejected, auth_failures,
-                     expired_sessions, objects_by_type);
+                     expired_sessions, objects_by_type, limits_hit);
 };
 
 /// A server bound to its address from construction. `serve_forever()` runs it on the calling

@@ -49,6 +49,9 @@ ZMANAGER_DEFINE_ERROR(RuntimeError)
 ZMANAGER_DEFINE_ERROR(AuthenticationError)
 ZMANAGER_DEFINE_ERROR(ConnectionError)
 ZMANAGER_DEFINE_ERROR(TimeoutError)
+/// A client went over one of the server's bounds on what one client may hold: objects or parked
+/// calls per session, sessions per server (docs/reliability.md). Other clients are unaffected.
+ZMANAGER_DEFINE_ERROR(LimitError)
 /// Life-cycle misuse: start() twice, start() after shutdown(), using a manager that is not
 /// started or connected (Python's multiprocessing.ProcessError).
 ZMANAGER_DEFINE_ERROR(ProcessError)

@@ -36,7 +36,7 @@ enum class Op : std::uint8_t {
 /// Object id 0 is the server itself (create, shared, release, stats, shutdown, describe).
 inline constexpr std::uint64_t kServerObject = 0;
 
-/// Bounds applied to every message before any of it is interpreted.
+/// Bounds applied to every message before any of it is interpreted (LimitError over them).
 struct Limits {
   std::size_t max_message_bytes = std::size_t{256} << 20;  // all frames together
   std::size_t max_body_bytes = std::size_t{64} << 20;      // the msgpack frame
@@ -97,6 +97,11 @@ class Inbound {
   std::weak_ptr<Inbound> self_;
 };
 
+/// The request id of a CALL read from the first bytes of its body without parsing the rest, so
+/// that a call refused before parsing (over a limit, malformed further on) is still answered to
+/// its caller. 0 when the body does not start like a CALL.
+std::uint64_t peek_request_id(const zmq::message_t& body);
+
 /// Turns an encoder's output into frames: the body, then one frame per blob.
 Frames to_frames(Encoder& enc);
 /// Reads a uint64 field, throwing ProtocolError otherwise.
@@ -130,12 +135,4 @@ std::string to_hex(std::string_view bytes);
 /// ZeroMQ cannot bind port 0; "tcp://host:0" means "any free port" as it does for sockets.
 std::string zmq_bind_endpoint(std::string_view address);
 
-}  // namespace zmanager::wire
-
-namespace zmanager::wire {
-/// A message over one of the Limits (answered with error kind "limit").
-class LimitExceeded : public ProtocolError {
- public:
-  using ProtocolError::ProtocolError;
-};
 }  // namespace zmanager::wire
