@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <functional>
 #include <optional>
 #include <thread>
@@ -61,6 +62,9 @@ class Connection final : public detail::Channel {
                                           bool want_reply) override;
   void release(std::uint64_t object) override;
   void close() override;
+  /// close(), then waits until what it queued (the goodbye above all) has left, up to the linger
+  /// time: at exit no destructor does, and the process would end with the goodbye unsent.
+  void close_and_flush();
   bool wait_for_reply(detail::CallState& state, std::optional<Clock::time_point> deadline) override;
   CallTimeout default_call_timeout() const override { return call_timeout_; }
   bool sends_call_timeouts() const override { return server_version_ >= 2; }
@@ -489,6 +493,13 @@ void Connection::close() {
     keeper_.join();
 }
 
+void Connection::close_and_flush() {
+  close();
+  // Nobody touches the socket once the connection is finished.
+  socket_.close();
+  context_.close();  // returns once the queue is sent or the linger time has passed
+}
+
 void Connection::handle(std::shared_ptr<wire::Inbound> in) {
   heard_ = true;
   switch (in->op()) {
@@ -534,11 +545,56 @@ void Connection::fail_all(std::function<std::exception_ptr()> make_error) {
   notify_waiters();
 }
 
+/// The connections this process has open, so that a process ending through exit() (which runs
+/// no destructor of a local BaseManager) still says goodbye on each: the server then releases
+/// what the sessions held at once instead of after their ttl.
+class OpenConnections {
+ public:
+  static void add(const std::shared_ptr<Connection>& connection) {
+    auto& self = instance();
+    std::lock_guard lock(self.mu_);
+    std::erase_if(self.open_, [](const Entry& e) { return e.connection.expired(); });
+    self.open_.push_back({connection, ::getpid()});
+    if (!self.registered_) {
+      std::atexit(&OpenConnections::close_all);
+      self.registered_ = true;
+    }
+  }
+
+ private:
+  struct Entry {
+    std::weak_ptr<Connection> connection;
+    pid_t pid;  // a child made by fork() inherits the list, not the connections
+  };
+  // Never destroyed: the exit handler may run after static destructors have begun.
+  static OpenConnections& instance() {
+    static auto* self = new OpenConnections;
+    return *self;
+  }
+  static void close_all() {
+    std::vector<std::shared_ptr<Connection>> open;
+    {
+      auto& self = instance();
+      std::lock_guard lock(self.mu_);
+      for (const auto& e : self.open_)
+        if (e.pid == ::getpid())
+          if (auto c = e.connection.lock()) open.push_back(std::move(c));
+      self.open_.clear();
+    }
+    for (auto& c : open) c->close_and_flush();
+  }
+
+  std::mutex mu_;
+  std::vector<Entry> open_;
+  bool registered_ = false;
+};
+
 }  // namespace
 
 std::shared_ptr<detail::Channel> connect(const ConnectOptions& options) {
   auto connection = std::make_shared<Connection>(options);
   connection->start_keeper();
+  OpenConnections::add(connection);
   return connection;
 }
 

@@ -161,8 +161,8 @@ void report(F&& call) {
 }
 
 // Takes something that belongs to this session and keeps it while this process computes (no
-// call in flight) for `seconds`; then reports whether it could still give it back (a negative
-// `seconds`: exits at once, cleanly, without giving it back). What:
+// call in flight) for `seconds`; then reports whether it could still give it back (-1: returns
+// from main at once without giving it back; -2: calls exit() at once). What:
 // "lock" (prints its fencing token), "semaphore" (a permit), "tasks" (an item of a
 // JoinableQueue, not marked done).
 int hold(SyncManager& m, const std::string& what, double seconds) {
@@ -186,7 +186,8 @@ int hold(SyncManager& m, const std::string& what, double seconds) {
     std::cerr << "nothing to hold: " << what << '\n';
     return 2;
   }
-  if (seconds < 0) return 0;  // a clean exit still holding it
+  if (seconds == -2) std::exit(0);  // exit() from here: no destructor runs, the goodbye still goes
+  if (seconds < 0) return 0;        // a clean exit still holding it
   auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   while (std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
   report(give_back);
