@@ -231,12 +231,14 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
     /// Called once the method has returned without answering: the call now waits in its
     /// object, and counts against its session's bound on parked calls until it is answered.
-    /// False (the call failed with LimitError) if the session is over its bound.
-    bool park(std::size_t limit) {
+    /// False (the call failed with LimitError, counted in `refusals`) if the session is over
+    /// its bound.
+    bool park(std::size_t limit, std::atomic<std::uint64_t>& refusals) {
       auto* parked = parked_counter();
       if (!parked) return true;
       if (parked->fetch_add(1) >= limit) {
         --*parked;
+        ++refusals;  // before the answer: a client reading stats() after it must see it
         fail(std::make_exception_ptr(
             LimitError("this session already has " + std::to_string(limit) +
                        " calls waiting on the server, its limit (max_waiters_per_session)")));
@@ -933,10 +935,7 @@ void Server::Impl::run_call(const std::shared_ptr<Object>& obj, const detail::Me
   // as a timer on the object's strand, so that the timeout and a hand-over to the waiting call
   // (a put to a parked get) are never both decided: whichever runs first answers, and the other
   // sees caller_alive() false.
-  if (!target->park(options.max_waiters_per_session)) {
-    ++over_waiter_limit;
-    return;
-  }
+  if (!target->park(options.max_waiters_per_session, over_waiter_limit)) return;
   if (timeout) {
     add_timer(Timer{
         received + *timeout, 0, obj, [weak = std::weak_ptr<Target>(target), timeout = *timeout] {
