@@ -1,4 +1,5 @@
-// Option parsing shared by the three programs: --address A --authkey K, plus positionals.
+// Option parsing shared by the three programs: --address A --authkey K, plus positionals; the
+// server also takes --session-ttl D and --heartbeat D (10s, 500ms: zmanager::parse_duration).
 #pragma once
 
 #include <string>
@@ -16,6 +17,10 @@ struct QueueArgs {
         options.address = argv[++i];
       else if (a == "--authkey" && i + 1 < argc)
         options.authkey = argv[++i];
+      else if (a == "--session-ttl" && i + 1 < argc)
+        options.session_ttl = zmanager::parse_duration(argv[++i]);
+      else if (a == "--heartbeat" && i + 1 < argc)
+        options.heartbeat_interval = zmanager::parse_duration(argv[++i]);
       else
         rest.push_back(a);
     }

@@ -72,6 +72,32 @@ std::string read_report(int fd, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
+std::chrono::milliseconds parse_duration(std::string_view text) {
+  auto bad = [&] {
+    return ValueError("not a duration: '" + std::string(text) +
+                      "' (a number and a unit: ms, s, m or h, e.g. 10s)");
+  };
+  std::size_t unit_at = text.find_first_not_of("0123456789.");
+  std::string_view number = text.substr(0, unit_at);
+  std::string_view unit = unit_at == std::string_view::npos ? "s" : text.substr(unit_at);
+  if (number.empty() || number.find('.') != number.rfind('.')) throw bad();
+  double value = std::strtod(std::string(number).c_str(), nullptr);
+  double per_unit;
+  if (unit == "ms")
+    per_unit = 1;
+  else if (unit == "s")
+    per_unit = 1e3;
+  else if (unit == "m")
+    per_unit = 60e3;
+  else if (unit == "h")
+    per_unit = 3600e3;
+  else
+    throw bad();
+  double ms = value * per_unit;
+  if (ms > 1e12) throw bad();  // beyond any lease or timeout, and far from overflow
+  return std::chrono::milliseconds(static_cast<std::int64_t>(ms + 0.5));
+}
+
 BaseManager::BaseManager(ManagerOptions options)
     : options_(std::move(options)), authkey_(initial_authkey(options_)) {}
 

@@ -5,7 +5,13 @@ source "$(dirname "$0")/lib.sh"
 bin=$1/examples/maths
 export ZMANAGER_AUTHKEY="maths-test-$$"
 
-start_server server "$bin/maths_server" --address tcp://127.0.0.1:0
+# A bad duration is refused with a message, not a crash.
+if out=$("$bin/maths_server" --address tcp://127.0.0.1:0 --session-ttl soon 2>&1); then
+  fail "a server started with --session-ttl soon"
+fi
+[[ "$out" == *"not a duration: 'soon'"* ]] || fail "unclear error for a bad duration: $out"
+
+start_server server "$bin/maths_server" --address tcp://127.0.0.1:0 --session-ttl 5s --heartbeat 500ms
 trap 'kill $server_pid 2>/dev/null || true' EXIT
 expect_output $'7\n56' "$bin/maths_client" --address "$server_address"
 expect_output $'7\n56' "$bin/maths_client" --address "$server_address"

@@ -175,4 +175,16 @@ TEST(Lifecycle, StopHooksRunInTheServerProcessAtEveryShutdown) {
   }
 }
 
+TEST(Options, DurationsAreReadAsWrittenOnACommandLine) {
+  using zmanager::parse_duration;
+  EXPECT_EQ(parse_duration("10s"), 10s);
+  EXPECT_EQ(parse_duration("500ms"), 500ms);
+  EXPECT_EQ(parse_duration("1.5s"), 1500ms);
+  EXPECT_EQ(parse_duration("2m"), 120s);
+  EXPECT_EQ(parse_duration("1h"), 3600s);
+  EXPECT_EQ(parse_duration("3"), 3s) << "a bare number is seconds";
+  for (const char* bad : {"", "s", "soon", "10 s", "-5s", "1.2.3s", "10sec", "1e20h"})
+    EXPECT_THROW(parse_duration(bad), zmanager::ValueError) << "'" << bad << "'";
+}
+
 }  // namespace

@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "zmanager/connection.hpp"
 #include "zmanager/registry.hpp"
@@ -30,6 +31,11 @@ struct ManagerOptions {
   /// as long as they need, as in Python (docs/reliability.md).
   CallTimeout call_timeout;
 };
+
+/// A duration as written on a command line or in an environment variable (`--session-ttl 10s`):
+/// a number with a unit, ms, s, m or h ("500ms", "1.5s", "2m"); a bare number is seconds.
+/// ValueError for anything else, negative values included.
+std::chrono::milliseconds parse_duration(std::string_view text);
 
 /// Registers types, then either runs a server (`start()` in a child process, or
 /// `get_server().serve_forever()` here) or connects to one, and creates proxies.
