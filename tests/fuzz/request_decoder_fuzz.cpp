@@ -1,4 +1,4 @@
-// libFuzzer entry point: scripts/test runs it for a bounded time from the corpus in corpus/;
+// libFuzzer entry point: scripts/test runs it on a fixed set of inputs from the corpus in corpus/;
 // `scripts/test --fuzz SECONDS` runs it longer by hand.
 #include "request_decoder.hpp"
 
