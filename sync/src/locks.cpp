@@ -50,7 +50,12 @@ std::function<void()> LockCore::hand_to_next_locked() {
   if (waiters_.empty()) return {};
   auto first = waiters_.begin();
   grant_locked(first->second.who, first->second.count);
-  auto answer = [grant = std::move(first->second.grant), token = token_] { grant(token); };
+  // Run by the member function that called this one, once mu_ is released: `this` lives. A
+  // grant nobody received must not leave the lock with a caller told it did not get it.
+  auto answer = [this, who = first->second.who, grant = std::move(first->second.grant),
+                 token = token_] {
+    if (!grant(token)) drop(who);
+  };
   waiters_.erase(first);
   return answer;
 }
@@ -148,13 +153,7 @@ Deferred<R> acquire_core(const std::shared_ptr<LockCore>& core, const Holder& wh
   if (!waits(limit)) return refused;
   auto reply = std::make_shared<Responder<R>>(defer<R>());
   auto id = core->enqueue(
-      who, 1,
-      [core = std::weak_ptr<LockCore>(core), who, reply, granted](std::uint64_t token) {
-        // Answered meanwhile (its deadline passed): the lock must not stay with a caller that
-        // was told it did not get it.
-        if (!reply->send(granted(token)))
-          if (auto c = core.lock()) c->drop(who);
-      },
+      who, 1, [reply, granted](std::uint64_t token) { return reply->send(granted(token)); },
       [reply] { return reply->caller_alive(); });
   if (limit) {
     // The core outlives this object if a Condition shares it: hold it, not `this`.
@@ -265,11 +264,7 @@ void ConditionObject::reacquire(Waiter& w, bool result) {
     return;
   }
   lock_->enqueue(
-      w.who, w.levels,
-      [core = std::weak_ptr<LockCore>(lock_), who = w.who, reply, result](std::uint64_t) {
-        if (!reply->send(result))
-          if (auto c = core.lock()) c->drop(who);
-      },
+      w.who, w.levels, [reply, result](std::uint64_t) { return reply->send(result); },
       [reply] { return reply->caller_alive(); });
 }
 

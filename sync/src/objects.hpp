@@ -265,8 +265,9 @@ struct Holder {
 /// strands: hence its own mutex (held for a few instructions, never while anyone waits).
 class LockCore {
  public:
-  /// Answers a queued waiter with its hold's fencing token.
-  using Grant = std::function<void(std::uint64_t token)>;
+  /// Answers a queued waiter with its hold's fencing token; false if the answer reached nobody
+  /// (the call's deadline passed meanwhile), and the lock then goes to the next waiter.
+  using Grant = std::function<bool(std::uint64_t token)>;
   /// Whether a queued waiter's caller can still take the lock (its session has not ended).
   using Alive = std::function<bool()>;
   explicit LockCore(bool reentrant) : reentrant_(reentrant) {}
@@ -295,8 +296,6 @@ class LockCore {
   /// Gives up everything `session` has here (it ended): its hold, at every level, and its
   /// queued waits. The next waiter gets the lock.
   void abandon(std::uint64_t session);
-  /// Gives up `who`'s hold, if it still has it: a grant whose answer could not be delivered.
-  void drop(const Holder& who);
 
  private:
   struct Waiter {
@@ -312,6 +311,8 @@ class LockCore {
   void grant_locked(const Holder& who, std::size_t count);
   /// Called with mu_ held: frees the lock; returns what answers the next holder.
   std::function<void()> free_locked();
+  /// Gives up `who`'s hold, if it still has it: a grant whose answer could not be delivered.
+  void drop(const Holder& who);
 
   const bool reentrant_;
   mutable std::mutex mu_;
