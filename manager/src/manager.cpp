@@ -174,14 +174,16 @@ void BaseManager::start() {
   address_ = connectable(line.substr(3));
   state_ = State::kStarted;
   channel_ = zmanager::connect(
-      {address_, authkey_, options_.connect_timeout, "manager", options_.call_timeout});
+      {address_, authkey_, options_.connect_timeout, "manager", options_.call_timeout,
+       options_.reconnect});
 }
 
 void BaseManager::connect() {
   ensure_initial("connect()");
   address_ = options_.address;
   channel_ = zmanager::connect(
-      {address_, authkey_, options_.connect_timeout, "manager", options_.call_timeout});
+      {address_, authkey_, options_.connect_timeout, "manager", options_.call_timeout,
+       options_.reconnect});
   state_ = State::kConnected;
 }
 

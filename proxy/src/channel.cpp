@@ -9,15 +9,16 @@ CallState::~CallState() {
   // A reply nobody read may still hold references the server counted for us.
   if (payload_ && !payload_->refs.empty()) {
     if (auto ch = channel_.lock())
-      for (auto id : payload_->refs) ch->release(id);
+      for (auto id : payload_->refs) ch->release(id, session_);
   }
 }
 
-void CallState::complete(wire::Payload payload) {
+void CallState::complete(wire::Payload payload, std::uint64_t session) {
   {
     std::lock_guard lock(mu_);
     if (done_) return;
     payload_ = std::move(payload);
+    session_ = session;
     done_ = true;
   }
   cv_.notify_all();
@@ -34,8 +35,14 @@ void CallState::fail(std::exception_ptr error) {
 }
 
 void CallState::set_deadline(std::chrono::steady_clock::time_point deadline, CallTimeout timeout) {
+  std::lock_guard lock(mu_);  // the connection may read it (past_deadline) on another thread
   deadline_ = deadline;
   timeout_ = timeout;
+}
+
+bool CallState::past_deadline(std::chrono::steady_clock::time_point now) const {
+  std::lock_guard lock(mu_);
+  return deadline_ && now >= *deadline_;
 }
 
 void CallState::wait() {
@@ -110,15 +117,17 @@ void end_call(wire::Encoder& enc, CallTimeout timeout) {
     enc.packer().pack(static_cast<std::uint64_t>(std::max<std::int64_t>(0, timeout->count())));
 }
 
-ImportTracker::ImportTracker(std::shared_ptr<Channel> channel, wire::Payload& payload) {
+ImportTracker::ImportTracker(std::shared_ptr<Channel> channel, wire::Payload& payload,
+                             std::uint64_t session) {
   hooks_.channel = std::move(channel);
+  hooks_.session = session;
   hooks_.pending = std::move(payload.refs);
   payload.refs.clear();
 }
 
 ImportTracker::~ImportTracker() {
   if (!hooks_.channel) return;
-  for (auto id : hooks_.pending) hooks_.channel->release(id);
+  for (auto id : hooks_.pending) hooks_.channel->release(id, hooks_.session);
 }
 
 std::shared_ptr<ObjectRef> ImportTracker::Hooks::on_import(std::uint64_t id,
@@ -127,7 +136,28 @@ std::shared_ptr<ObjectRef> ImportTracker::Hooks::on_import(std::uint64_t id,
   if (it == pending.end())
     throw ProtocolError("reply refers to object " + std::to_string(id) + " it does not list");
   pending.erase(it);
-  return std::make_shared<ObjectRef>(channel, id, std::string(type));
+  return std::make_shared<ObjectRef>(channel, id, std::string(type), session);
+}
+
+std::uint64_t ObjectRef::id_for(wire::Encoder& enc) const {
+  Binding b = binding();
+  if (b.session == 0) return b.id;  // the server object, or a reference inside the server
+  if (b.session < channel_->session() || (enc.session() && enc.session() != b.session))
+    throw StaleProxyError("the proxy to " + describe() + channel_->stale_reason());
+  enc.set_session(b.session);
+  return b.id;
+}
+
+std::string ObjectRef::describe() const {
+  std::string what = type_ + " object " + std::to_string(id());
+  if (!shared_name_.empty()) what += " (shared as '" + shared_name_ + "')";
+  return what;
+}
+
+void pack_ref(msgpack::packer<msgpack::sbuffer>& o, const ObjectRef& ref) {
+  auto* enc = wire::Encoder::current();
+  if (!enc) throw TypeError("a proxy can only be sent as a call argument or result");
+  pack_ref(o, ref.id_for(*enc), ref.type());
 }
 
 void pack_ref(msgpack::packer<msgpack::sbuffer>& o, std::uint64_t id, std::string_view type) {

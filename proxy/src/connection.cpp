@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -43,6 +44,89 @@ wire::WireError read_error(const wire::Inbound& in) {
   return e;
 }
 
+template <class E>
+std::function<std::exception_ptr()> error_maker(std::string message) {
+  return [message = std::move(message)] { return std::make_exception_ptr(E(message)); };
+}
+
+using IdMap = std::unordered_map<std::uint64_t, std::uint64_t>;
+
+// Repacks a value with the id of every object reference in it (an ext value, anywhere among
+// the arguments) replaced by `map`'s.
+void repack_mapped(const msgpack::object& o, msgpack::packer<msgpack::sbuffer>& pk,
+                   const std::function<std::uint64_t(std::uint64_t)>& map) {
+  switch (o.type) {
+    case msgpack::type::ARRAY:
+      pk.pack_array(o.via.array.size);
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i)
+        repack_mapped(o.via.array.ptr[i], pk, map);
+      return;
+    case msgpack::type::MAP:
+      pk.pack_map(o.via.map.size);
+      for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+        repack_mapped(o.via.map.ptr[i].key, pk, map);
+        repack_mapped(o.via.map.ptr[i].val, pk, map);
+      }
+      return;
+    case msgpack::type::EXT:
+      if (o.via.ext.type() == wire::kExtRef) {
+        auto ref = msgpack::unpack(o.via.ext.data(), o.via.ext.size);
+        const msgpack::object& pair = ref.get();  // [object_id, typeid], written by pack_ref
+        msgpack::sbuffer inner;
+        msgpack::packer<msgpack::sbuffer> ipk(inner);
+        ipk.pack_array(2);
+        ipk.pack(map(pair.via.array.ptr[0].as<std::uint64_t>()));
+        ipk.pack(pair.via.array.ptr[1]);
+        pk.pack_ext(inner.size(), wire::kExtRef);
+        pk.pack_ext_body(inner.data(), static_cast<std::uint32_t>(inner.size()));
+        return;
+      }
+      [[fallthrough]];
+    default:
+      pk.pack(o);
+  }
+}
+
+// A call encoded for the previous session, made fit for the new one: every object id it names
+// (its target, references among its arguments) replaced by the id the object has now. Only
+// objects found again by their shared name have one; a call naming any other is refused: its
+// name for the object is returned, with the method.
+std::optional<std::string> remap_call(wire::Frames& frames, const IdMap& moved) {
+  const auto& body = frames.front();
+  // The body is one this client encoded itself, so it is well formed.
+  auto handle = msgpack::unpack(static_cast<const char*>(body.data()), body.size());
+  const msgpack::object_array& call = handle.get().via.array;
+  std::optional<std::string> stale;
+  auto map = [&](std::uint64_t id) {
+    if (id == wire::kServerObject) return id;
+    auto it = moved.find(id);
+    if (it != moved.end()) return it->second;
+    if (!stale) stale = "object " + std::to_string(id);
+    return id;
+  };
+  msgpack::sbuffer out;
+  msgpack::packer<msgpack::sbuffer> pk(out);
+  pk.pack_array(call.size);
+  for (std::uint32_t i = 0; i < call.size; ++i) {
+    // [op, request_id, object_id, method, args, refs, timeout_ms?] (docs/protocol.md)
+    const msgpack::object& field = call.ptr[i];
+    if (i == 2) {
+      pk.pack(map(field.as<std::uint64_t>()));
+    } else if (i == 4) {
+      repack_mapped(field, pk, map);
+    } else if (i == 5) {
+      pk.pack_array(field.via.array.size);
+      for (std::uint32_t j = 0; j < field.via.array.size; ++j)
+        pk.pack(map(field.via.array.ptr[j].as<std::uint64_t>()));
+    } else {
+      pk.pack(field);
+    }
+  }
+  if (stale) return *stale + " (called: " + call.ptr[3].as<std::string>() + ")";
+  frames.front() = zmq::message_t(out.data(), out.size());
+  return std::nullopt;
+}
+
 // Which thread may touch the socket. A ZeroMQ socket belongs to one thread at a time, and a
 // hand-off to a dedicated I/O thread costs a wake-up on each side of every call (the biggest
 // cost of a synchronous call on a small machine). So there is no such thread: the socket is a
@@ -52,6 +136,13 @@ wire::WireError read_error(const wire::Inbound& in) {
 // socket back. Requests made while another thread holds the socket are queued for it, with an
 // eventfd to wake it from its poll. A keeper thread takes the socket only while nobody else
 // does, to send heartbeats and read what arrives for calls nobody is waiting on yet.
+//
+// The session. The first handshake happens in the constructor; later ones when the session is
+// lost (docs/reliability.md, "Reconnecting"): the server answers `no_session` (it restarted, or
+// ended the session), or nothing is heard from it within the session ttl. The handshake, the
+// retries and the re-finding of shared objects are a state machine (`link_`) driven by
+// whichever thread holds the socket, like everything else, so no thread is set aside for it.
+// Requests made meanwhile wait in `held_`.
 class Connection final : public detail::Channel {
  public:
   explicit Connection(const ConnectOptions& options);
@@ -60,20 +151,24 @@ class Connection final : public detail::Channel {
 
   std::shared_ptr<detail::CallState> send(std::uint64_t request_id, wire::Encoder& enc,
                                           bool want_reply) override;
-  void release(std::uint64_t object) override;
+  void release(std::uint64_t object, std::uint64_t session) override;
   void close() override;
   /// close(), then waits until what it queued (the goodbye above all) has left, up to the linger
   /// time: at exit no destructor does, and the process would end with the goodbye unsent.
   void close_and_flush();
   bool wait_for_reply(detail::CallState& state, std::optional<Clock::time_point> deadline) override;
   CallTimeout default_call_timeout() const override { return call_timeout_; }
-  bool sends_call_timeouts() const override { return server_version_ >= 2; }
+  bool sends_call_timeouts() const override { return server_version_.load() >= 2; }
+  std::uint64_t session() const override { return session_.load(std::memory_order_acquire); }
+  std::string stale_reason() const override;
+  void track_shared(const std::shared_ptr<detail::ObjectRef>& ref) override;
 
  private:
   struct Outgoing {
     std::uint64_t request_id;
     wire::Frames frames;
     std::shared_ptr<detail::CallState> state;  // null for notifications
+    std::uint64_t session;                     // of the references it names; 0: none
   };
   /// What the keeper waits on; shared with it so that it never keeps the connection alive.
   struct KeeperSignal {
@@ -81,79 +176,379 @@ class Connection final : public detail::Channel {
     std::condition_variable cv;
     bool stop = false;
   };
-
-  void handshake(const ConnectOptions& options);
-  std::shared_ptr<wire::Inbound> recv_handshake(Clock::time_point deadline);
-  void enqueue(Outgoing out);
+  enum class Link {
+    kUp,           // a session is open
+    kHandshaking,  // HELLO sent, waiting for CHALLENGE and WELCOME
+    kResolving,    // a new session is open; finding the shared objects again
+    kBackingOff,   // an attempt failed; the next one starts at next_attempt_
+    kDown,         // given up (or closed): every call fails
+  };
+  /// A shared object being found again: `shared(name)` sent for `ref`.
+  struct Resolving {
+    std::weak_ptr<detail::ObjectRef> ref;
+    std::uint64_t old_id;
+    std::uint64_t old_session;
+    std::optional<std::uint64_t> new_id;
+    bool answered = false;
+  };
 
   // Socket role. take_socket() must be called with mu_ held; the others by the role holder.
   bool take_socket();
   void give_back_socket();
+  void enqueue(Outgoing out);
   void transmit(Outgoing& out);
   /// Sends what other threads queued; false once the connection is closing.
   bool send_queued();
   /// Reads and handles every message that has arrived; true if any completed a call.
   bool read_available();
-  /// Heartbeat and liveness: pings when due, fails everything when the server went silent.
+  /// Heartbeats, liveness and the reconnection timers.
   void keep_alive(Clock::time_point now);
+  /// When keep_alive() next has something to do.
+  Clock::time_point next_wakeup() const;
   /// Serves the socket until `state` is done or `deadline` passes.
   void pump(detail::CallState& state, std::optional<Clock::time_point> deadline);
   void keeper_tick();
   /// Flushes the queue, says goodbye and fails what is left: the end of the connection.
   void finish();
   void handle(std::shared_ptr<wire::Inbound> in);
+  void handle_error(const wire::Inbound& in);
   /// Fails every pending call, each with its own exception from `make_error` (an exception
   /// object is never shared between the threads that will catch it), and later calls alike.
   void fail_all(std::function<std::exception_ptr()> make_error);
   void notify_waiters();
 
-  std::string address_;
+  // The session (see the class comment). All run by the role holder.
+  void open_socket();
+  void send_hello(Clock::time_point deadline);
+  void on_challenge(const wire::Inbound& in);
+  void on_welcome(const wire::Inbound& in);
+  /// The server refused the handshake: for good (wrong key, version) or for this attempt.
+  void handshake_refused(std::function<std::exception_ptr()> make_error, bool final);
+  void session_lost(const std::string& why);
+  void attempt_failed();
+  void session_opened(std::uint64_t epoch);
+  bool on_resolved(std::uint64_t request_id, const wire::Inbound* reply);
+  void link_up();
+  /// Fails the calls sent on a session that is gone: they may or may not have run.
+  void fail_in_flight(const std::string& why);
+  /// Makes a request of an earlier session fit for this one, or fails or drops it.
+  bool bring_up_to_date(Outgoing& out);
+
+  const std::string address_;
+  const std::string authkey_;
+  const std::string name_;
+  const std::chrono::milliseconds handshake_timeout_;
+  const ReconnectOptions reconnect_;
+  const CallTimeout call_timeout_;
   zmq::context_t context_{1};
-  zmq::socket_t socket_{context_, zmq::socket_type::dealer};
+  zmq::socket_t socket_;
   int wake_fd_ = -1;
   wire::Limits limits_;
-  std::chrono::milliseconds heartbeat_{1000};  // fixed by the handshake
-  std::chrono::milliseconds ttl_{10000};
-  std::uint64_t server_version_ = 1;  // from the CHALLENGE
-  CallTimeout call_timeout_;
+  std::atomic<std::uint64_t> server_version_{1};  // from the CHALLENGE
+  std::atomic<std::uint64_t> session_{0};         // 1 for the first, +1 per reconnection
 
-  std::mutex mu_;                      // guards the fields below
+  mutable std::mutex mu_;              // guards the fields below
   std::condition_variable socket_cv_;  // the socket was given back, or a call completed
   bool socket_taken_ = false;
   std::vector<Outgoing> queue_;  // for the thread holding the socket
   bool closing_ = false;
   bool finished_ = false;
   std::function<std::exception_ptr()> broken_;  // makes the error of a broken connection
+  std::string ended_because_;                   // why the previous session ended
+  std::vector<std::weak_ptr<detail::ObjectRef>> shared_refs_;
 
   // Touched only by the thread holding the socket.
-  std::unordered_map<std::uint64_t, std::shared_ptr<detail::CallState>> pending_;
+  std::unordered_map<std::uint64_t, Outgoing> pending_;  // sent, not answered; kept to resend
   // Reading the clock for every message showed in profiles: messages set these flags, and the
   // times are taken once per poll in keep_alive().
   Clock::time_point last_heard_;
   Clock::time_point last_ping_;
   bool heard_ = false;  // a message arrived since keep_alive() last looked
   bool sent_ = false;   // a request went out since then (any request keeps the session alive)
+  std::chrono::milliseconds heartbeat_{1000};  // fixed by each handshake
+  std::chrono::milliseconds ttl_{10000};
+  Link link_ = Link::kHandshaking;
+  wire::Nonce client_nonce_{};
+  bool auth_sent_ = false;
+  Clock::time_point attempt_deadline_;
+  Clock::time_point next_attempt_;
+  Clock::time_point lost_at_;
+  std::chrono::milliseconds delay_{0};
+  std::string loss_;  // why the session was lost, for messages
+  std::optional<std::function<std::exception_ptr()>> handshake_error_;  // the first handshake's
+  std::uint64_t epoch_ = 0;
+  std::vector<Outgoing> held_;    // made while there was no session
+  std::vector<Outgoing> unsent_;  // refused by a server without our session: never run
+  std::unordered_map<std::uint64_t, Resolving> resolving_;
+  IdMap moved_;  // object ids of the previous session -> this one's, for shared objects
 
   std::shared_ptr<KeeperSignal> keeper_signal_ = std::make_shared<KeeperSignal>();
   std::thread keeper_;
 };
 
 Connection::Connection(const ConnectOptions& options)
-    : address_(options.address), call_timeout_(options.call_timeout) {
+    : address_(options.address),
+      authkey_(options.authkey),
+      name_(options.name),
+      handshake_timeout_(options.timeout),
+      reconnect_(options.reconnect),
+      call_timeout_(options.call_timeout) {
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw ConnectionError("eventfd failed");
+  open_socket();
+  auto deadline = Clock::now() + handshake_timeout_;
+  send_hello(deadline);
+  while (link_ != Link::kUp) {
+    if (handshake_error_) std::rethrow_exception((*handshake_error_)());
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0)
+      throw ConnectionError("no answer from a zmanager server at '" + address_ + "'");
+    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+    wire::poll(&item, 1, left);
+    read_available();
+  }
+}
+
+void Connection::open_socket() {
+  if (socket_) {
+    socket_.set(zmq::sockopt::linger, 0);  // what the old socket still queues is for a lost session
+    socket_.close();
+  }
+  socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
   socket_.set(zmq::sockopt::linger, 200);
   socket_.set(zmq::sockopt::sndhwm, 0);  // flow is bounded by the calls in flight, not by drops
   socket_.set(zmq::sockopt::rcvhwm, 0);
   // Not `immediate`: requests queue on the pipe while a connection is (re)established instead
   // of blocking the sender; a server that never answers is caught by the session ttl.
   try {
-    socket_.connect(options.address);
+    socket_.connect(address_);
   } catch (const zmq::error_t& e) {
-    throw ConnectionError("cannot connect to '" + options.address + "': " + e.what());
+    throw ConnectionError("cannot connect to '" + address_ + "': " + e.what());
   }
-  handshake(options);
-  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (wake_fd_ < 0) throw ConnectionError("eventfd failed");
+}
+
+void Connection::send_hello(Clock::time_point deadline) {
+  client_nonce_ = wire::random_nonce();
+  auth_sent_ = false;
+  wire::Encoder enc;
+  auto& pk = enc.packer();
+  pk.pack_array(4);
+  pk.pack(static_cast<std::uint8_t>(Op::kHello));
+  pk.pack(wire::kProtocolVersion);
+  pk.pack_bin(client_nonce_.size());
+  pk.pack_bin_body(reinterpret_cast<const char*>(client_nonce_.data()), client_nonce_.size());
+  pk.pack(name_);
+  auto frames = wire::to_frames(enc);
+  wire::send_frames(socket_, frames);
+  link_ = Link::kHandshaking;
+  attempt_deadline_ = deadline;
+}
+
+void Connection::on_challenge(const wire::Inbound& in) {
+  if (link_ != Link::kHandshaking || auth_sent_) return;  // not an answer to our hello
+  wire::Nonce server_nonce;
+  if (!wire::read_nonce(in.field(2), server_nonce))
+    return handshake_refused(
+        error_maker<ProtocolError>("unexpected handshake reply from '" + address_ + "'"), true);
+  server_version_ = wire::as_u64(in.field(1), "protocol version");
+  bool server_proved = wire::equal_constant_time(
+      in.field(3), wire::proof(authkey_, wire::kServerLabel, client_nonce_, server_nonce));
+  // Answer even when the server's proof is wrong, so the server logs the failed attempt.
+  wire::Mac mine = wire::proof(authkey_, wire::kClientLabel, server_nonce, client_nonce_);
+  wire::Encoder enc;
+  auto& pk = enc.packer();
+  pk.pack_array(2);
+  pk.pack(static_cast<std::uint8_t>(Op::kAuth));
+  pk.pack_bin(mine.size());
+  pk.pack_bin_body(reinterpret_cast<const char*>(mine.data()), mine.size());
+  auto frames = wire::to_frames(enc);
+  wire::send_frames(socket_, frames);
+  auth_sent_ = true;
+  if (!server_proved)
+    handshake_refused(
+        error_maker<AuthenticationError>("the server at '" + address_ +
+                                         "' did not prove it knows the authkey (the keys differ)"),
+        true);
+}
+
+void Connection::on_welcome(const wire::Inbound& in) {
+  if (link_ != Link::kHandshaking || !auth_sent_) return;
+  heartbeat_ = std::chrono::milliseconds(wire::as_u64(in.field(2), "heartbeat"));
+  ttl_ = std::chrono::milliseconds(wire::as_u64(in.field(3), "ttl"));
+  if (heartbeat_.count() == 0) heartbeat_ = std::chrono::milliseconds(1000);
+  // The epoch came with version 2's later servers; an older one's is 0 (told apart by nothing).
+  std::uint64_t epoch = in.size() > 4 ? wire::as_u64(in.field(4), "server epoch") : 0;
+  session_opened(epoch);
+}
+
+void Connection::handshake_refused(std::function<std::exception_ptr()> make_error, bool final) {
+  if (session() == 0) {  // the first handshake: connect() raises it
+    handshake_error_ = std::move(make_error);
+  } else if (final) {
+    log::error("cannot open a new session with ", address_, ": the server refused it for good");
+    fail_all(std::move(make_error));
+  } else {
+    attempt_failed();
+  }
+}
+
+void Connection::session_lost(const std::string& why) {
+  if (link_ != Link::kUp) return;  // already reconnecting
+  log::warn("lost the session with ", address_, ": ", why);
+  if (reconnect_.budget.count() <= 0) {
+    fail_all(error_maker<ConnectionError>("the server at '" + address_ + "' " + why));
+    return;
+  }
+  loss_ = why;
+  lost_at_ = Clock::now();
+  delay_ = reconnect_.first_delay;
+  // The first attempt goes on the same socket, behind what it still queues for a server that
+  // is down: a server answers in order, so every call it refused unread (which never ran) is
+  // known by the time its CHALLENGE comes, and only the calls it never answered are in doubt.
+  // Later attempts each take a new socket, in case a hello was lost with a server.
+  send_hello(lost_at_ + std::min(handshake_timeout_, reconnect_.budget));
+}
+
+void Connection::attempt_failed() {
+  fail_in_flight("the connection to '" + address_ + "' was lost (" + loss_ + ")");
+  resolving_.clear();
+  link_ = Link::kBackingOff;
+  next_attempt_ = Clock::now() + delay_;
+  delay_ = std::min(delay_ * 2, reconnect_.max_delay);
+}
+
+void Connection::fail_in_flight(const std::string& why) {
+  auto pending = std::move(pending_);
+  pending_.clear();
+  for (auto& [id, out] : pending)
+    out.state->fail(std::make_exception_ptr(
+        ConnectionError(why + ": the call was in flight, so it may or may not have run; it is not "
+                              "sent again")));
+}
+
+void Connection::session_opened(std::uint64_t epoch) {
+  if (session() == 0) {
+    epoch_ = epoch;
+    link_up();
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    ended_because_ = epoch != epoch_ ? "the server at '" + address_ + "' restarted"
+                                     : "the server at '" + address_ + "' " + loss_;
+  }
+  epoch_ = epoch;
+  // What the server never answered went to a session that is gone.
+  fail_in_flight("the session with '" + address_ + "' ended (" + loss_ + ")");
+  std::vector<std::shared_ptr<detail::ObjectRef>> shared;
+  {
+    std::lock_guard lock(mu_);
+    std::erase_if(shared_refs_, [](const auto& w) { return w.expired(); });
+    for (const auto& w : shared_refs_)
+      if (auto ref = w.lock()) shared.push_back(std::move(ref));
+  }
+  for (const auto& ref : shared) {
+    auto b = ref->binding();
+    std::uint64_t request_id = next_request_id();
+    wire::Encoder enc;
+    detail::begin_call(enc, request_id, wire::kServerObject, "shared");
+    enc.packer().pack_array(1);
+    enc.packer().pack(ref->shared_name());
+    detail::end_call(enc);
+    auto frames = wire::to_frames(enc);
+    wire::send_frames(socket_, frames);
+    resolving_[request_id] = Resolving{ref, b.id, b.session, std::nullopt, false};
+  }
+  link_ = Link::kResolving;
+  attempt_deadline_ = Clock::now() + handshake_timeout_;
+  if (resolving_.empty()) link_up();
+}
+
+bool Connection::on_resolved(std::uint64_t request_id, const wire::Inbound* reply) {
+  auto it = resolving_.find(request_id);
+  if (it == resolving_.end()) return false;
+  it->second.answered = true;
+  if (reply) {
+    auto payload = reply->payload(2, 3);
+    if (payload.refs.size() == 1) it->second.new_id = payload.refs.front();
+  }
+  if (!it->second.new_id) {
+    auto ref = it->second.ref.lock();
+    log::warn("the server at ", address_, " no longer shares '",
+              ref ? ref->shared_name() : std::string("?"), "': its proxies are stale");
+  }
+  if (std::all_of(resolving_.begin(), resolving_.end(),
+                  [](const auto& r) { return r.second.answered; }))
+    link_up();
+  return true;
+}
+
+void Connection::link_up() {
+  const std::uint64_t previous = session();
+  const std::uint64_t next = previous + 1;
+  moved_.clear();
+  std::vector<Outgoing> releases;
+  for (auto& [request_id, r] : resolving_) {
+    if (!r.new_id) continue;
+    if (auto ref = r.ref.lock()) {
+      ref->rebind(*r.new_id, next);
+      if (r.old_session == previous) moved_[r.old_id] = *r.new_id;
+    } else {  // the proxies went meanwhile: give the new reference back
+      wire::Encoder enc;
+      detail::begin_call(enc, 0, wire::kServerObject, "release");
+      enc.packer().pack_array(1);
+      enc.packer().pack_array(1);
+      enc.packer().pack(*r.new_id);
+      detail::end_call(enc);
+      releases.push_back(Outgoing{0, wire::to_frames(enc), nullptr, next});
+    }
+  }
+  resolving_.clear();
+  session_.store(next, std::memory_order_release);
+  link_ = Link::kUp;
   last_heard_ = last_ping_ = Clock::now();
+  if (previous != 0) log::info("reconnected to ", address_, " (session ", next, ")");
+  // Refused calls first (they were made first), then what was made while there was no session.
+  auto again = std::move(unsent_);
+  unsent_.clear();
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto* batch : {&releases, &again, &held})
+    for (auto& out : *batch) transmit(out);
+}
+
+bool Connection::bring_up_to_date(Outgoing& out) {
+  if (!out.state) return false;  // a release: the session it was for took its references along
+  if (out.session + 1 == session()) {
+    if (auto stale = remap_call(out.frames, moved_); !stale) {
+      out.session = session();
+      return true;
+    } else {
+      out.state->fail(
+          std::make_exception_ptr(StaleProxyError("the proxy to " + *stale + stale_reason())));
+      return false;
+    }
+  }
+  out.state->fail(std::make_exception_ptr(
+      StaleProxyError("the proxy this call was made through" + stale_reason())));
+  return false;
+}
+
+std::string Connection::stale_reason() const {
+  std::string because;
+  {
+    std::lock_guard lock(mu_);
+    because = ended_because_;
+  }
+  return " belongs to an earlier session of this client, and that session has ended (" + because +
+         "): what it held there was released. Make a new proxy (proxies from get_shared() find "
+         "their object again on their own)";
+}
+
+void Connection::track_shared(const std::shared_ptr<detail::ObjectRef>& ref) {
+  std::lock_guard lock(mu_);
+  std::erase_if(shared_refs_, [](const auto& w) { return w.expired(); });
+  shared_refs_.push_back(ref);
 }
 
 void Connection::start_keeper() {
@@ -176,67 +571,6 @@ void Connection::start_keeper() {
 Connection::~Connection() {
   close();
   if (wake_fd_ >= 0) ::close(wake_fd_);
-}
-
-std::shared_ptr<wire::Inbound> Connection::recv_handshake(Clock::time_point deadline) {
-  while (true) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-    if (left.count() <= 0) break;
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    wire::poll(&item, 1, left);
-    if (!(item.revents & ZMQ_POLLIN)) continue;
-    auto frames = wire::recv_frames(socket_);
-    if (!frames) continue;
-    auto in = wire::Inbound::parse(std::move(*frames), limits_);
-    if (in->op() == Op::kError) read_error(*in).raise();
-    return in;
-  }
-  throw ConnectionError("no answer from a zmanager server at '" + address_ + "'");
-}
-
-void Connection::handshake(const ConnectOptions& options) {
-  auto deadline = Clock::now() + options.timeout;
-  wire::Nonce client_nonce = wire::random_nonce();
-  {
-    wire::Encoder enc;
-    auto& pk = enc.packer();
-    pk.pack_array(4);
-    pk.pack(static_cast<std::uint8_t>(Op::kHello));
-    pk.pack(wire::kProtocolVersion);
-    pk.pack_bin(client_nonce.size());
-    pk.pack_bin_body(reinterpret_cast<const char*>(client_nonce.data()), client_nonce.size());
-    pk.pack(options.name);
-    auto frames = wire::to_frames(enc);
-    wire::send_frames(socket_, frames);
-  }
-  auto challenge = recv_handshake(deadline);
-  wire::Nonce server_nonce;
-  if (challenge->op() != Op::kChallenge || !wire::read_nonce(challenge->field(2), server_nonce))
-    throw ProtocolError("unexpected handshake reply from '" + address_ + "'");
-  server_version_ = wire::as_u64(challenge->field(1), "protocol version");
-  bool server_proved = wire::equal_constant_time(
-      challenge->field(3),
-      wire::proof(options.authkey, wire::kServerLabel, client_nonce, server_nonce));
-  {
-    // Answer even when the server's proof is wrong, so the server logs the failed attempt.
-    wire::Mac mine = wire::proof(options.authkey, wire::kClientLabel, server_nonce, client_nonce);
-    wire::Encoder enc;
-    auto& pk = enc.packer();
-    pk.pack_array(2);
-    pk.pack(static_cast<std::uint8_t>(Op::kAuth));
-    pk.pack_bin(mine.size());
-    pk.pack_bin_body(reinterpret_cast<const char*>(mine.data()), mine.size());
-    auto frames = wire::to_frames(enc);
-    wire::send_frames(socket_, frames);
-  }
-  if (!server_proved)
-    throw AuthenticationError("the server at '" + address_ +
-                              "' did not prove it knows the authkey (the keys differ)");
-  auto welcome = recv_handshake(deadline);
-  if (welcome->op() != Op::kWelcome) throw ProtocolError("unexpected handshake reply");
-  heartbeat_ = std::chrono::milliseconds(wire::as_u64(welcome->field(2), "heartbeat"));
-  ttl_ = std::chrono::milliseconds(wire::as_u64(welcome->field(3), "ttl"));
-  if (heartbeat_.count() == 0) heartbeat_ = std::chrono::milliseconds(1000);
 }
 
 void Connection::enqueue(Outgoing out) {
@@ -272,19 +606,20 @@ void Connection::enqueue(Outgoing out) {
 std::shared_ptr<detail::CallState> Connection::send(std::uint64_t request_id, wire::Encoder& enc,
                                                     bool want_reply) {
   auto state = want_reply ? std::make_shared<detail::CallState>(weak_from_this()) : nullptr;
-  enqueue(Outgoing{request_id, wire::to_frames(enc), state});
+  enqueue(Outgoing{request_id, wire::to_frames(enc), state, enc.session()});
   return state;
 }
 
-void Connection::release(std::uint64_t object) {
+void Connection::release(std::uint64_t object, std::uint64_t session) {
   if (object == wire::kServerObject) return;
+  if (session != 0 && session < this->session()) return;  // went with its session
   wire::Encoder enc;
   detail::begin_call(enc, 0, wire::kServerObject, "release");
   enc.packer().pack_array(1);
   enc.packer().pack_array(1);
   enc.packer().pack(object);
   detail::end_call(enc);
-  enqueue(Outgoing{0, wire::to_frames(enc), nullptr});
+  enqueue(Outgoing{0, wire::to_frames(enc), nullptr, session});
 }
 
 bool Connection::take_socket() {
@@ -312,8 +647,37 @@ void Connection::give_back_socket() {
 }
 
 void Connection::transmit(Outgoing& out) {
-  if (out.state) pending_.emplace(out.request_id, std::move(out.state));
-  wire::send_frames(socket_, out.frames);
+  if (link_ == Link::kDown) {
+    if (out.state) {
+      std::lock_guard lock(mu_);
+      out.state->fail(broken_ ? broken_()
+                              : std::make_exception_ptr(ConnectionError("connection closed")));
+    }
+    return;
+  }
+  if (link_ != Link::kUp) {
+    held_.push_back(std::move(out));
+    return;
+  }
+  if (out.session != 0 && out.session != session() && !bring_up_to_date(out)) return;
+  if (!out.state) {
+    wire::send_frames(socket_, out.frames);
+  } else {
+    if (out.state->past_deadline(Clock::now())) {
+      out.state->fail(std::make_exception_ptr(
+          TimeoutError("the call waited for a new session with '" + address_ +
+                       "' past its deadline and was never sent")));
+      return;
+    }
+    // Kept until answered: a server that says it never got the call has it sent again.
+    for (std::size_t i = 0; i < out.frames.size(); ++i) {
+      zmq::message_t copy;
+      copy.copy(out.frames[i]);
+      socket_.send(copy,
+                   i + 1 < out.frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    }
+    pending_.emplace(out.request_id, std::move(out));
+  }
   sent_ = true;
 }
 
@@ -352,20 +716,55 @@ void Connection::notify_waiters() {
 void Connection::keep_alive(Clock::time_point now) {
   if (std::exchange(heard_, false)) last_heard_ = now;
   if (std::exchange(sent_, false)) last_ping_ = now;
-  if (now - last_heard_ > ttl_ && !pending_.empty()) {
-    fail_all([message = "the server at '" + address_ +
-                        "' stopped answering (no reply within the session ttl)"] {
-      return std::make_exception_ptr(ConnectionError(message));
-    });
+  switch (link_) {
+    case Link::kUp:
+      if (now - last_heard_ > ttl_) {
+        session_lost("stopped answering (nothing heard within the session ttl of " +
+                     std::to_string(ttl_.count()) + " ms)");
+        break;
+      }
+      if (now >= last_ping_ + heartbeat_) {
+        wire::Encoder enc;
+        enc.packer().pack_array(1);
+        enc.packer().pack(static_cast<std::uint8_t>(Op::kPing));
+        auto frames = wire::to_frames(enc);
+        wire::send_frames(socket_, frames);
+        last_ping_ = now;
+      }
+      return;
+    case Link::kHandshaking:
+    case Link::kResolving:
+      if (now >= attempt_deadline_) attempt_failed();
+      break;
+    case Link::kBackingOff:
+      if (now >= next_attempt_) {
+        open_socket();
+        send_hello(std::min(now + handshake_timeout_, lost_at_ + reconnect_.budget));
+      }
+      break;
+    case Link::kDown:
+      return;
   }
-  if (now >= last_ping_ + heartbeat_) {
-    wire::Encoder enc;
-    enc.packer().pack_array(1);
-    enc.packer().pack(static_cast<std::uint8_t>(Op::kPing));
-    auto frames = wire::to_frames(enc);
-    wire::send_frames(socket_, frames);
-    last_ping_ = now;
+  if (link_ != Link::kUp && link_ != Link::kDown && now >= lost_at_ + reconnect_.budget) {
+    fail_all(error_maker<ConnectionError>(
+        "the server at '" + address_ + "' " + loss_ + ", and no new session could be opened " +
+        "within the reconnect budget of " + std::to_string(reconnect_.budget.count()) + " ms"));
   }
+}
+
+Clock::time_point Connection::next_wakeup() const {
+  switch (link_) {
+    case Link::kUp:
+      return std::min(last_ping_ + heartbeat_, last_heard_ + ttl_ + std::chrono::milliseconds(1));
+    case Link::kHandshaking:
+    case Link::kResolving:
+      return std::min(attempt_deadline_, lost_at_ + reconnect_.budget);
+    case Link::kBackingOff:
+      return std::min(next_attempt_, lost_at_ + reconnect_.budget);
+    case Link::kDown:
+      break;
+  }
+  return Clock::now() + heartbeat_;
 }
 
 void Connection::pump(detail::CallState& state, std::optional<Clock::time_point> deadline) {
@@ -376,7 +775,7 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
     auto now = Clock::now();
     keep_alive(now);
     if (state.done()) return;
-    auto until = last_ping_ + heartbeat_;
+    auto until = next_wakeup();
     if (deadline) {
       if (now >= *deadline) return;
       until = std::min(until, *deadline);
@@ -452,7 +851,7 @@ void Connection::finish() {
   enc.packer().pack(static_cast<std::uint8_t>(Op::kBye));
   auto frames = wire::to_frames(enc);
   wire::send_frames(socket_, frames);
-  fail_all([] { return std::make_exception_ptr(ConnectionError("connection closed")); });
+  fail_all(error_maker<ConnectionError>("connection closed"));
   {
     std::lock_guard lock(mu_);
     finished_ = true;
@@ -504,29 +903,21 @@ void Connection::handle(std::shared_ptr<wire::Inbound> in) {
   heard_ = true;
   switch (in->op()) {
     case Op::kReply: {
-      auto it = pending_.find(wire::as_u64(in->field(1), "request id"));
-      if (it == pending_.end()) return;
-      auto state = std::move(it->second);
-      pending_.erase(it);
-      state->complete(in->payload(2, 3));
-      return;
-    }
-    case Op::kError: {
       std::uint64_t id = wire::as_u64(in->field(1), "request id");
-      auto error = read_error(*in);
-      if (id == 0) {
-        log::warn("server at ", address_, " reported: ", error.type, ": ", error.message);
-        if (error.kind == wire::kind::kNoSession || error.kind == wire::kind::kShutdown)
-          fail_all([error] { return as_exception([&] { error.raise(); }); });
-        return;
-      }
+      if (link_ == Link::kResolving && on_resolved(id, in.get())) return;
       auto it = pending_.find(id);
       if (it == pending_.end()) return;
-      auto state = std::move(it->second);
+      auto state = std::move(it->second.state);
       pending_.erase(it);
-      state->fail(as_exception([&] { error.raise(); }));
+      state->complete(in->payload(2, 3), session());
       return;
     }
+    case Op::kError:
+      return handle_error(*in);
+    case Op::kChallenge:
+      return on_challenge(*in);
+    case Op::kWelcome:
+      return on_welcome(*in);
     case Op::kPong:
       return;
     default:
@@ -534,14 +925,55 @@ void Connection::handle(std::shared_ptr<wire::Inbound> in) {
   }
 }
 
+void Connection::handle_error(const wire::Inbound& in) {
+  std::uint64_t id = wire::as_u64(in.field(1), "request id");
+  auto error = read_error(in);
+  auto make_error = [error] { return as_exception([&] { error.raise(); }); };
+  const bool no_session = error.kind == wire::kind::kNoSession;
+  if (id == 0) {
+    if (link_ == Link::kHandshaking) {
+      // A refused ping or release sent before our hello says nothing about the handshake.
+      if (!no_session)
+        handshake_refused(make_error,
+                          error.kind == wire::kind::kAuth || error.kind == wire::kind::kVersion);
+      return;
+    }
+    log::warn("server at ", address_, " reported: ", error.type, ": ", error.message);
+    if (no_session || error.kind == wire::kind::kShutdown)
+      session_lost("no longer knew this client's session");
+    return;
+  }
+  if (link_ == Link::kResolving && on_resolved(id, nullptr)) return;
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;
+  if (no_session && reconnect_.budget.count() > 0) {
+    // Refused unread: it never ran, so it goes again on the new session.
+    unsent_.push_back(std::move(it->second));
+    pending_.erase(it);
+    session_lost("no longer knew this client's session");
+    return;
+  }
+  auto state = std::move(it->second.state);
+  pending_.erase(it);
+  state->fail(make_error());
+  if (no_session) session_lost(error.message);
+}
+
 void Connection::fail_all(std::function<std::exception_ptr()> make_error) {
   {
     std::lock_guard lock(mu_);
     if (!broken_) broken_ = make_error;
   }
+  link_ = Link::kDown;
   auto pending = std::move(pending_);
   pending_.clear();
-  for (auto& [id, state] : pending) state->fail(make_error());
+  for (auto& [id, out] : pending) out.state->fail(make_error());
+  for (auto* list : {&held_, &unsent_}) {
+    for (auto& out : *list)
+      if (out.state) out.state->fail(make_error());
+    list->clear();
+  }
+  resolving_.clear();
   notify_waiters();
 }
 

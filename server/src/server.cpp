@@ -351,7 +351,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       }
       return state;
     }
-    void release(std::uint64_t object) override {
+    void release(std::uint64_t object, std::uint64_t /*session*/) override {
       if (object == wire::kServerObject) return;
       if (auto s = server_.lock()) s->table.decref(kLocalOwner, object);
     }
@@ -462,6 +462,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::unordered_set<std::string> ended_routings;         // polling thread only
   std::deque<std::string> ended_order;                    // oldest first, to bound the set
   std::atomic<std::size_t> session_count{0};
+  // Told to clients in WELCOME: a client that reconnects learns whether this is the server it
+  // knew (its objects may still be there) or a new one (object ids start again at 1).
+  const std::uint64_t epoch = wire::random_u64();
   std::map<std::string, std::uint64_t, std::less<>> shared_ids;
 
   std::atomic<std::uint64_t> calls{0}, errors{0}, rejected{0}, auth_failures{0}, expired{0};
@@ -731,11 +734,12 @@ void Server::Impl::authenticate(const std::string& routing, const wire::Inbound&
             ")");
   wire::Encoder enc;
   auto& pk = enc.packer();
-  pk.pack_array(4);
+  pk.pack_array(5);
   pk.pack(static_cast<std::uint8_t>(Op::kWelcome));
   pk.pack(owner);
   pk.pack(static_cast<std::uint64_t>(options.heartbeat_interval.count()));
   pk.pack(static_cast<std::uint64_t>(options.session_ttl.count()));
+  pk.pack(epoch);
   send_now(routing, wire::to_frames(enc));
 }
 

@@ -193,7 +193,8 @@ ZMANAGER_EXPOSE(Roster, join, present)
 
 namespace test {
 
-inline void register_all(zmanager::BaseManager& m) {
+/// The test types, without the shared objects.
+inline void register_types(zmanager::BaseManager& m) {
   m.register_type<Maths>("Maths", zmanager::TypeOptions{});
   m.register_type<Maths>("RestrictedMaths", zmanager::TypeOptions{.exposed = {"add", "mul"}});
   m.register_type<Counter>("Counter", [](int start) { return Counter{start}; });
@@ -202,6 +203,10 @@ inline void register_all(zmanager::BaseManager& m) {
   m.register_type<Sleeper>("Sleeper");
   m.register_type<Mailbox>("Mailbox");
   m.register_type<Box>("Box");
+}
+
+inline void register_all(zmanager::BaseManager& m) {
+  register_types(m);
   m.register_shared("shared_queue", std::make_shared<JobQueue>());
   m.register_shared("shared_counter", std::make_shared<Counter>(0));
   m.register_shared("roster", std::make_shared<Roster>());

@@ -125,7 +125,8 @@ TEST_F(Leases, APausedHolderLearnsItsSessionEndedAndThatItNoLongerHoldsTheLock) 
   holder.signal(SIGCONT);
   auto said = holder.read_line();
   ASSERT_TRUE(said);
-  EXPECT_EQ(said->rfind("ConnectionError: ", 0), 0u) << *said;
+  // It has reconnected since (a new session), and its proxy to the lock is of the old one.
+  EXPECT_EQ(said->rfind("StaleProxyError: ", 0), 0u) << *said;
   EXPECT_NE(said->find("session has ended"), std::string::npos) << *said;
   EXPECT_EQ(holder.wait(), 0);
   EXPECT_EQ(lock.token(), *mine) << "the lock is still this client's";

@@ -43,7 +43,8 @@ bool visit_named(F&& f) {
          f(Named<TypeError>{"TypeError"}) || f(Named<AttributeError>{"AttributeError"}) ||
          f(Named<RuntimeError>{"RuntimeError"}) ||
          f(Named<AuthenticationError>{"AuthenticationError"}) ||
-         f(Named<ConnectionError>{"ConnectionError"}) || f(Named<TimeoutError>{"TimeoutError"}) ||
+         f(Named<ConnectionError>{"ConnectionError"}) ||
+         f(Named<StaleProxyError>{"StaleProxyError"}) || f(Named<TimeoutError>{"TimeoutError"}) ||
          f(Named<LimitError>{"LimitError"}) || f(Named<ProcessError>{"ProcessError"}) ||
          f(Named<ProtocolError>{"ProtocolError"}) || f(Named<OSError>{"OSError"}) ||
          f(Named<FileExistsError>{"FileExistsError"}) ||

@@ -30,6 +30,9 @@ struct ManagerOptions {
   /// The timeout of every call whose proxy sets none (zmanager::with_timeout); none: calls wait
   /// as long as they need, as in Python (docs/reliability.md).
   CallTimeout call_timeout;
+  /// How a client reopens its session after losing it (a server restarted at the same
+  /// address, a network cut past the ttl): the retry budget and its backoff.
+  ReconnectOptions reconnect;
 };
 
 /// A duration as written on a command line or in an environment variable (`--session-ttl 10s`):
@@ -94,15 +97,15 @@ class BaseManager {
                                                 std::forward_as_tuple(std::forward<A>(args)...));
   }
   /// The object the server shares under `name` (register_shared); every caller gets a proxy
-  /// to the same object.
+  /// to the same object. After a reconnection the proxy finds the object again by this name.
   template <class T>
   Proxy<T> get_shared(std::string_view name) {
-    return server().template call<Proxy<T>>("shared", std::string(name));
+    auto proxy = server().template call<Proxy<T>>("shared", std::string(name));
+    detail::remember_shared_name(proxy.ref(), std::string(name));
+    return proxy;
   }
   /// The same as a proxy for dynamic calls.
-  DynamicProxy get_shared_dynamic(std::string_view name) {
-    return server().template call<DynamicProxy>("shared", std::string(name));
-  }
+  DynamicProxy get_shared_dynamic(std::string_view name) { return get_shared<Dynamic>(name); }
   ServerStats stats() { return server().call<ServerStats>("stats"); }
   /// Asks the server this manager is connected to to stop (any client may; it is authenticated).
   void shutdown_server() { server().call<void>("shutdown"); }

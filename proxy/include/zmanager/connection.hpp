@@ -10,6 +10,17 @@
 
 namespace zmanager {
 
+/// What a client does when it loses its session: the server restarted, the network failed for
+/// longer than the session ttl, or this process was paused past it (docs/reliability.md).
+struct ReconnectOptions {
+  /// How long to keep trying to open a new session before every call fails with
+  /// ConnectionError for good; zero: never reconnect (the first loss is final).
+  std::chrono::milliseconds budget{30000};
+  /// The pause after a failed attempt, doubled after each one up to `max_delay`.
+  std::chrono::milliseconds first_delay{100};
+  std::chrono::milliseconds max_delay{2000};
+};
+
 struct ConnectOptions {
   std::string address;  // "tcp://host:port", "ipc:///path", ...
   std::string authkey;
@@ -20,11 +31,13 @@ struct ConnectOptions {
   /// The timeout of every call made through a proxy that sets none (see with_timeout); none:
   /// calls wait as long as they need (a server that dies is still noticed, by its silence).
   CallTimeout call_timeout;
+  ReconnectOptions reconnect;
 };
 
 /// Connects and authenticates (mutual HMAC-SHA256); throws ConnectionError when the server does
 /// not answer in time, AuthenticationError when the keys differ, ProtocolError when versions
 /// are incompatible. The connection carries any number of calls in flight and is thread-safe.
+/// When its session is lost it opens a new one on its own (`options.reconnect`).
 std::shared_ptr<detail::Channel> connect(const ConnectOptions& options);
 
 /// A proxy on the server itself (object 0): create, shared, stats, shutdown, describe.

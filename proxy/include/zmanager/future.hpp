@@ -29,7 +29,7 @@ class Future {
     auto state = std::move(state_);
     if (!state) throw Error("Future::get() on an empty future");
     wire::Payload payload = state->take();
-    return detail::decode_payload<T>(state->channel(), payload);
+    return detail::decode_payload<T>(state->channel(), payload, state->session());
   }
 
  private:

@@ -104,7 +104,7 @@ class InvokerBase {
     bool tell_server = timeout && channel->sends_call_timeouts();
     wire::Encoder enc(channel->request_hooks());
     std::uint64_t id = channel->next_request_id();
-    begin_call(enc, id, ref_->id(), method, tell_server);
+    begin_call(enc, id, ref_->id_for(enc), method, tell_server);
     pack_args(enc);
     end_call(enc, tell_server ? timeout : std::nullopt);
     auto sent = std::chrono::steady_clock::now();
@@ -222,6 +222,9 @@ struct Expose<Dynamic> {
 using DynamicProxy = Proxy<Dynamic>;
 
 namespace detail {
+/// Writes a reference to a proxy's object (checking that its session is this one's).
+void pack_ref(msgpack::packer<msgpack::sbuffer>& o, const ObjectRef& ref);
+/// Writes a reference to object `id` as it is (the server's own references).
 void pack_ref(msgpack::packer<msgpack::sbuffer>& o, std::uint64_t id, std::string_view type);
 std::shared_ptr<ObjectRef> unpack_ref(const msgpack::object& o);
 }  // namespace detail
@@ -246,7 +249,7 @@ MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
     packer<Stream>& operator()(packer<Stream>& o, const zmanager::Proxy<T>& v) const {
       if (!v) return o.pack_nil();
       if constexpr (std::is_same_v<Stream, msgpack::sbuffer>) {
-        zmanager::detail::pack_ref(o, v.id(), v.type_id());
+        zmanager::detail::pack_ref(o, *v.ref());
         return o;
       } else {
         throw zmanager::TypeError("a proxy can only be packed as a call argument or result");

@@ -198,7 +198,7 @@ MSGPACK_API_VERSION_NAMESPACE(MSGPACK_DEFAULT_API_NS) {
             if (!x.ref) {
               o.pack_nil();
             } else {
-              zmanager::detail::pack_ref(o, x.ref->id(), x.ref->type());
+              zmanager::detail::pack_ref(o, *x.ref);
             }
           } else if constexpr (std::is_same_v<X, zmanager::Value::Opaque>) {
             o.pack_ext(x.bytes.size(), zmanager::wire::kExtOpaque);

@@ -49,6 +49,16 @@ ZMANAGER_DEFINE_ERROR(RuntimeError)
 ZMANAGER_DEFINE_ERROR(AuthenticationError)
 ZMANAGER_DEFINE_ERROR(ConnectionError)
 ZMANAGER_DEFINE_ERROR(TimeoutError)
+/// A proxy from an earlier session of this client: the session ended (the server restarted, or
+/// heard nothing from the client within the session ttl) and the client has reconnected since,
+/// so what the proxy referred to, and whatever its session held there, is gone or no longer
+/// this client's (docs/reliability.md). Proxies from register_shared are found again on their
+/// own; others must be made again.
+class StaleProxyError : public ConnectionError {
+ public:
+  using ConnectionError::ConnectionError;
+  StaleProxyError() : ConnectionError("StaleProxyError") {}
+};
 /// A client went over one of the server's bounds on what one client may hold: objects or parked
 /// calls per session, sessions per server (docs/reliability.md). Other clients are unaffected.
 ZMANAGER_DEFINE_ERROR(LimitError)

@@ -36,11 +36,14 @@ class CallState {
   CallState(const CallState&) = delete;
   CallState& operator=(const CallState&) = delete;
 
-  void complete(wire::Payload payload);
+  /// `session`: the client session the reply's references were counted for (see ObjectRef).
+  void complete(wire::Payload payload, std::uint64_t session = 0);
   void fail(std::exception_ptr error);
   /// The call's deadline: take() raises TimeoutError when no answer came by then (plus
   /// kDeadlineGrace). Set by the sender before anyone waits.
   void set_deadline(std::chrono::steady_clock::time_point deadline, CallTimeout timeout);
+  /// Whether the call's deadline has passed by `now` (false for a call without one).
+  bool past_deadline(std::chrono::steady_clock::time_point now) const;
 
   /// Waiting lets the channel use the waiting thread to read replies (see Connection).
   void wait();
@@ -55,6 +58,8 @@ class CallState {
   /// Takes the result (once); rethrows the remote failure.
   wire::Payload take();
   std::shared_ptr<Channel> channel() const { return channel_.lock(); }
+  /// The session the result's references belong to (set when the reply arrived).
+  std::uint64_t session() const { return session_; }
 
  private:
   mutable std::mutex mu_;
@@ -65,7 +70,10 @@ class CallState {
   std::weak_ptr<Channel> channel_;
   std::optional<std::chrono::steady_clock::time_point> deadline_;
   CallTimeout timeout_;
+  std::uint64_t session_ = 0;
 };
+
+class ObjectRef;
 
 class Channel : public std::enable_shared_from_this<Channel> {
  public:
@@ -80,8 +88,17 @@ class Channel : public std::enable_shared_from_this<Channel> {
                               std::optional<std::chrono::steady_clock::time_point> deadline) {
     return state.wait_here(deadline);
   }
-  /// Drops one reference to `object` (fire and forget).
-  virtual void release(std::uint64_t object) = 0;
+  /// Drops one reference to `object`, counted for client session `session` (fire and forget;
+  /// nothing to do if that session has ended: its references went with it).
+  virtual void release(std::uint64_t object, std::uint64_t session) = 0;
+  /// The client session now open (1 for the first, one more after each reconnection); 0 for a
+  /// channel whose references outlive sessions (inside the server).
+  virtual std::uint64_t session() const { return 0; }
+  /// Why references of an earlier session are stale, for StaleProxyError's message.
+  virtual std::string stale_reason() const { return {}; }
+  /// Finds the object that `ref` names by its shared name (register_shared) again after each
+  /// reconnection, so that its proxies keep working.
+  virtual void track_shared(const std::shared_ptr<ObjectRef>& /*ref*/) {}
   /// Hooks for encoding requests.
   virtual wire::RefHooks* request_hooks() { return nullptr; }
   /// Ends the channel: pending and later calls fail with ConnectionError.
@@ -104,26 +121,65 @@ class Channel : public std::enable_shared_from_this<Channel> {
 };
 
 /// One reference to a remote object, shared by all copies of a proxy; releasing the last copy
-/// releases the reference on the server.
+/// releases the reference on the server. A reference belongs to the client session that
+/// received it: after a reconnection (a new session) it is stale, unless it names a shared
+/// object (register_shared), which the connection finds again and rebinds.
 class ObjectRef {
  public:
-  ObjectRef(std::shared_ptr<Channel> channel, std::uint64_t id, std::string type)
-      : channel_(std::move(channel)), id_(id), type_(std::move(type)) {}
+  ObjectRef(std::shared_ptr<Channel> channel, std::uint64_t id, std::string type,
+            std::uint64_t session = 0)
+      : channel_(std::move(channel)), id_(id), session_(session), type_(std::move(type)) {}
   ~ObjectRef() {
-    if (channel_) channel_->release(id_);
+    if (channel_) channel_->release(id_, session_);
   }
   ObjectRef(const ObjectRef&) = delete;
   ObjectRef& operator=(const ObjectRef&) = delete;
 
-  std::uint64_t id() const { return id_; }
+  struct Binding {
+    std::uint64_t id;
+    std::uint64_t session;
+  };
+  Binding binding() const {
+    std::lock_guard lock(mu_);
+    return {id_, session_};
+  }
+  std::uint64_t id() const { return binding().id; }
   const std::string& type() const { return type_; }
   const std::shared_ptr<Channel>& channel() const { return channel_; }
+  /// The name the server shares the object under, if it came from `shared(name)`.
+  const std::string& shared_name() const { return shared_name_; }
+
+  /// The id to write into a message `enc`; records the reference's session in `enc`.
+  /// StaleProxyError if that session has ended (or `enc` already holds another session's).
+  std::uint64_t id_for(wire::Encoder& enc) const;
+  /// "Lock object 7": how errors name it.
+  std::string describe() const;
+
+  /// Set once, before the channel tracks the reference (track_shared).
+  void set_shared_name(std::string name) { shared_name_ = std::move(name); }
+  /// The object found again under the shared name, with a reference counted for `session`.
+  void rebind(std::uint64_t id, std::uint64_t session) {
+    std::lock_guard lock(mu_);
+    id_ = id;
+    session_ = session;
+  }
 
  private:
   std::shared_ptr<Channel> channel_;
+  mutable std::mutex mu_;
   std::uint64_t id_;
+  std::uint64_t session_;
   std::string type_;
+  std::string shared_name_;
 };
+
+/// Marks `ref` as the object shared under `name`, so that its connection finds it again after
+/// reconnecting to a restarted server.
+inline void remember_shared_name(const std::shared_ptr<ObjectRef>& ref, std::string name) {
+  if (!ref) return;
+  ref->set_shared_name(std::move(name));
+  ref->channel()->track_shared(ref);
+}
 
 /// Writes the head of a call body: [op, request_id, object, method, <args follow>, <refs>,
 /// <timeout_ms if `with_timeout`>].
@@ -135,11 +191,13 @@ void end_call(wire::Encoder& enc, CallTimeout timeout = std::nullopt);
 /// Decodes a reply payload as T, then releases references the payload carried that T did not
 /// keep (so a result that is ignored or converted to a plain value does not leak).
 template <class T>
-T decode_payload(const std::shared_ptr<Channel>& channel, wire::Payload& payload);
+T decode_payload(const std::shared_ptr<Channel>& channel, wire::Payload& payload,
+                 std::uint64_t session);
 
 class ImportTracker {
  public:
-  explicit ImportTracker(std::shared_ptr<Channel> channel, wire::Payload& payload);
+  /// `session`: the client session the payload's references were counted for.
+  ImportTracker(std::shared_ptr<Channel> channel, wire::Payload& payload, std::uint64_t session);
   ~ImportTracker();  // releases what was not imported
   wire::RefHooks* hooks() { return &hooks_; }
 
@@ -149,13 +207,15 @@ class ImportTracker {
     void on_export(std::uint64_t) override {}
     std::shared_ptr<ObjectRef> on_import(std::uint64_t id, std::string_view type) override;
     std::shared_ptr<Channel> channel;
+    std::uint64_t session = 0;
     std::vector<std::uint64_t> pending;  // refs carried and not yet imported
   } hooks_;
 };
 
 template <class T>
-T decode_payload(const std::shared_ptr<Channel>& channel, wire::Payload& payload) {
-  ImportTracker tracker(channel, payload);
+T decode_payload(const std::shared_ptr<Channel>& channel, wire::Payload& payload,
+                 std::uint64_t session) {
+  ImportTracker tracker(channel, payload, session);
   wire::DecodeScope scope(payload.blobs, tracker.hooks());
   if constexpr (!std::is_void_v<T>) return wire::convert<T>(payload.value, "result");
 }

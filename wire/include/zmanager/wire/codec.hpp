@@ -99,6 +99,10 @@ class Encoder {
   void share_unshared_blobs(bool on) { share_unshared_ = on; }
   void add_ref(std::uint64_t id);
   RefHooks* hooks() const { return hooks_; }
+  /// Which of a client's sessions the references written so far belong to (0: none yet, or
+  /// references that outlive sessions); a message never mixes two sessions' references.
+  std::uint64_t session() const { return session_; }
+  void set_session(std::uint64_t session) { session_ = session; }
 
   msgpack::sbuffer& body() { return body_; }
   std::vector<Bytes>& blobs() { return blobs_; }
@@ -117,6 +121,7 @@ class Encoder {
   std::vector<std::uint64_t> refs_;
   RefHooks* hooks_;
   Encoder* previous_;
+  std::uint64_t session_ = 0;
   bool share_unshared_ = false;
 };
 
