@@ -176,6 +176,8 @@ class Connection final : public detail::Channel {
     std::condition_variable cv;
     bool stop = false;
   };
+  /// A `release` notification for one reference counted for `session`.
+  static Outgoing release_message(std::uint64_t object, std::uint64_t session);
   enum class Link {
     kUp,           // a session is open
     kHandshaking,  // HELLO sent, waiting for CHALLENGE and WELCOME
@@ -494,13 +496,7 @@ void Connection::link_up() {
       ref->rebind(*r.new_id, next);
       if (r.old_session == previous) moved_[r.old_id] = *r.new_id;
     } else {  // the proxies went meanwhile: give the new reference back
-      wire::Encoder enc;
-      detail::begin_call(enc, 0, wire::kServerObject, "release");
-      enc.packer().pack_array(1);
-      enc.packer().pack_array(1);
-      enc.packer().pack(*r.new_id);
-      detail::end_call(enc);
-      releases.push_back(Outgoing{0, wire::to_frames(enc), nullptr, next});
+      releases.push_back(release_message(*r.new_id, next));
     }
   }
   resolving_.clear();
@@ -613,13 +609,17 @@ std::shared_ptr<detail::CallState> Connection::send(std::uint64_t request_id, wi
 void Connection::release(std::uint64_t object, std::uint64_t session) {
   if (object == wire::kServerObject) return;
   if (session != 0 && session < this->session()) return;  // went with its session
+  enqueue(release_message(object, session));
+}
+
+Connection::Outgoing Connection::release_message(std::uint64_t object, std::uint64_t session) {
   wire::Encoder enc;
   detail::begin_call(enc, 0, wire::kServerObject, "release");
   enc.packer().pack_array(1);
   enc.packer().pack_array(1);
   enc.packer().pack(object);
   detail::end_call(enc);
-  enqueue(Outgoing{0, wire::to_frames(enc), nullptr, session});
+  return Outgoing{0, wire::to_frames(enc), nullptr, session};
 }
 
 bool Connection::take_socket() {
