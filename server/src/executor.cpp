@@ -8,8 +8,13 @@ namespace zmanager::server {
 namespace {
 // The strands this thread is running now, innermost last.
 thread_local std::vector<const Strand*> active_strands;
-// This thread is running the pool's poll step.
+// This thread holds the polling of `polling_pool` (see WorkerPool::polling_here()).
 thread_local bool polling_on_this_thread = false;
+thread_local const WorkerPool* polling_pool = nullptr;
+// This thread runs a poll step (it may have lost the polling during it).
+thread_local bool in_step_on_this_thread = false;
+// The loan this thread has made of the polling while it runs a call; 0: none.
+thread_local std::uint64_t current_loan = 0;
 
 struct ActiveStrand {
   explicit ActiveStrand(const Strand* s) { active_strands.push_back(s); }
@@ -18,6 +23,9 @@ struct ActiveStrand {
 
 // A busy object yields its thread after this many calls so that others get a turn.
 constexpr int kCallsPerTurn = 64;
+// Grace periods without a loan after which the watcher sleeps until the next loan wakes it
+// (a server with nothing to do wakes no thread).
+constexpr int kQuietPeriods = 20;
 }  // namespace
 
 WorkerPool::WorkerPool(std::size_t threads) {
@@ -55,11 +63,39 @@ void WorkerPool::submit(Task task) {
   }
   // The polling thread wakes a helper once its step is over (see run()), when it knows whether
   // it will run the task itself.
-  if (!polling_on_this_thread) cv_.notify_one();
+  if (!polling_here()) cv_.notify_one();
 }
 
 bool WorkerPool::polling_here() {
-  return polling_on_this_thread;
+  if (!polling_on_this_thread) return false;
+  return current_loan == 0 || polling_pool->lent_.load() == current_loan;
+}
+
+bool WorkerPool::in_poll_step() {
+  return in_step_on_this_thread;
+}
+
+std::uint64_t WorkerPool::lend_polling() {
+  if (current_loan != 0) return 0;  // already lent: the outer loan covers this call
+  std::uint64_t loan = loans_.load(std::memory_order_relaxed) + 1;
+  loans_.store(loan, std::memory_order_relaxed);
+  // Sequentially consistent with the watcher's going to sleep (watch_loans()): either it sees
+  // this loan, or this sees it asleep and wakes it.
+  lent_.store(loan);
+  current_loan = loan;
+  if (watcher_asleep_.load()) {
+    std::lock_guard lock(mu_);
+    cv_.notify_all();
+  }
+  return loan;
+}
+
+bool WorkerPool::reclaim_polling(std::uint64_t loan) {
+  if (loan == 0) return polling_here();
+  current_loan = 0;
+  if (lent_.compare_exchange_strong(loan, 0)) return true;
+  polling_on_this_thread = false;  // the watcher took it, and the step with it
+  return false;
 }
 
 void WorkerPool::wake_all() {
@@ -98,30 +134,83 @@ void WorkerPool::run(const std::function<bool()>& done) {
     }
     if (poll_ && !polling_) {
       polling_ = true;
-      const auto* poll = poll_;
-      lock.unlock();
-      polling_on_this_thread = true;
-      try {
-        (*poll)();
-      } catch (const std::exception& e) {
-        log::error("the server's poll step failed: ", e.what());
-      }
-      polling_on_this_thread = false;
-      lock.lock();
-      polling_ = false;
-      if (!poll_) {
-        cv_.notify_all();  // serving is over
-        continue;
-      }
-      // This thread runs the first task it read; as many idle threads as there are other tasks
-      // plus the polling wake up (more would only wake to find nothing).
-      for (std::size_t wake = std::min(tasks_.size(), idle_); wake > 0; --wake) cv_.notify_one();
+      poll_here(lock);
       continue;
     }
     ++idle_;
+    if (poll_ && polling_ && !watching_) {
+      watching_ = true;
+      bool took_over = watch_loans(lock);
+      watching_ = false;
+      --idle_;
+      if (took_over) {
+        cv_.notify_one();  // another idle thread becomes the watcher
+        poll_here(lock);
+      }
+      continue;
+    }
     cv_.wait(lock);
     --idle_;
   }
+}
+
+void WorkerPool::poll_here(std::unique_lock<std::mutex>& lock) {
+  const auto* poll = poll_;
+  lock.unlock();
+  polling_on_this_thread = true;
+  in_step_on_this_thread = true;
+  polling_pool = this;
+  try {
+    (*poll)();
+  } catch (const std::exception& e) {
+    log::error("the server's poll step failed: ", e.what());
+  }
+  in_step_on_this_thread = false;
+  // False if the polling was taken over while this thread ran a call it lent it for.
+  bool still_polling = polling_on_this_thread;
+  polling_on_this_thread = false;
+  current_loan = 0;
+  lock.lock();
+  if (still_polling) {
+    polling_ = false;
+    if (!poll_) {
+      cv_.notify_all();  // serving is over
+      return;
+    }
+  }
+  // This thread runs the first task it read; as many idle threads as there are other tasks
+  // plus the polling wake up (more would only wake to find nothing).
+  for (std::size_t wake = std::min(tasks_.size(), idle_); wake > 0; --wake) cv_.notify_one();
+}
+
+bool WorkerPool::watch_loans(std::unique_lock<std::mutex>& lock) {
+  std::uint64_t loan = lent_.load();
+  auto now = std::chrono::steady_clock::now();
+  // The same loan a whole grace period later (this thread can be woken earlier, by work): the
+  // call is slow, the polling is taken.
+  if (loan != 0 && loan == watched_loan_ && now - watched_since_ >= kLendGrace &&
+      lent_.compare_exchange_strong(loan, 0)) {
+    watched_loan_ = 0;
+    quiet_periods_ = 0;
+    polling_ = true;  // stays set: it passes from the lender to this thread
+    return true;
+  }
+  if (loan != watched_loan_) watched_since_ = now;
+  watched_loan_ = loan;
+  std::uint64_t count = loans_.load();
+  quiet_periods_ = (loan == 0 && count == watched_count_) ? quiet_periods_ + 1 : 0;
+  watched_count_ = count;
+  if (quiet_periods_ < kQuietPeriods) {
+    cv_.wait_for(lock, kLendGrace);
+    return false;
+  }
+  // Nothing lent for a while: sleep until lend_polling() (or work, or the end) wakes this
+  // thread. The mutex is held from here into the wait, so a wake-up cannot fall in between.
+  watcher_asleep_.store(true);
+  if (lent_.load() == 0 && loans_.load() == count) cv_.wait(lock);
+  watcher_asleep_.store(false);
+  quiet_periods_ = 0;
+  return false;
 }
 
 void Strand::post(Task task) {

@@ -1,7 +1,10 @@
 // Threads that run methods, and the strands that make each object a monitor on top of them.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -27,11 +30,33 @@ class WorkerPool {
   void serve(const std::function<void()>& poll, const std::function<bool()>& done);
   /// Wakes every idle thread (so that serve() sees `done()`).
   void wake_all();
-  /// True on the thread running `poll` now.
+  /// True on the thread that holds the polling now (it may be running a call it lent it for).
   static bool polling_here();
+  /// True on a thread inside a poll step, whether or not it still holds the polling (a slow
+  /// call's polling may have been taken over; its step ends when the call returns).
+  static bool in_poll_step();
+
+  /// Called by the polling thread before it runs a call itself that may take long: if the call
+  /// is still running after `kLendGrace`, an idle thread takes the polling over (and the rest of
+  /// the step with it). Returns the loan, for reclaim_polling().
+  std::uint64_t lend_polling();
+  /// After the call: true if the polling is still this thread's. False if it was taken over:
+  /// the caller must then leave the poll step at once, touching nothing of it.
+  bool reclaim_polling(std::uint64_t loan);
+
+  /// How long a call may run on the polling thread before another thread takes the polling.
+  /// Handing it over before every call cost a thread wake-up per call (the largest cost of a
+  /// call on a small machine); lending it costs two atomic operations, and bounds how long a
+  /// slow call delays the reading of other requests. Go's scheduler retakes a processor from
+  /// a blocked thread the same way.
+  static constexpr std::chrono::microseconds kLendGrace{1000};
 
  private:
   void run(const std::function<bool()>& done);
+  /// Runs one poll step on this thread, which holds the polling (lock held on entry and exit).
+  void poll_here(std::unique_lock<std::mutex>& lock);
+  /// One idle thread watches the loans: true when it has taken the polling over.
+  bool watch_loans(std::unique_lock<std::mutex>& lock);
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Task> tasks_;
@@ -39,6 +64,17 @@ class WorkerPool {
   const std::function<void()>* poll_ = nullptr;  // set while serve() runs
   bool polling_ = false;                         // a thread is running poll_
   std::size_t idle_ = 0;                         // threads waiting for work
+
+  // Loans of the polling (lend_polling()). The holder writes `loans_` and `lent_` without the
+  // mutex, on every call; the watcher samples them once per grace period.
+  std::atomic<std::uint64_t> loans_{0};  // loans made so far
+  std::atomic<std::uint64_t> lent_{0};   // the loan running now; 0: none
+  std::atomic<bool> watcher_asleep_{false};
+  bool watching_ = false;           // an idle thread is the watcher (under mu_)
+  std::uint64_t watched_loan_ = 0;  // the watcher's last samples (under mu_)
+  std::chrono::steady_clock::time_point watched_since_;
+  std::uint64_t watched_count_ = 0;
+  int quiet_periods_ = 0;
   std::vector<std::thread> threads_;
 };
 

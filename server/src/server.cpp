@@ -428,8 +428,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                 const std::vector<std::uint64_t>& holds, std::optional<Clock::duration> timeout,
                 Clock::time_point received);
   void reject(const std::string& routing, std::uint64_t request_id, const std::exception& e);
-  /// Sends on the shared socket from any thread.
+  /// Sends on the shared socket from any thread. What a poll step sends waits in `outbox`
+  /// until the step flushes it.
   void send_now(const std::string& routing, wire::Frames frames);
+  void flush_outbox();
+  void send_locked(const std::string& routing, wire::Frames& frames);
   /// Takes up to `max` whole messages that have arrived.
   std::vector<wire::Frames> receive_batch(std::size_t max);
   void sweep(Clock::time_point now);
@@ -452,6 +455,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   std::mutex router_mu;  // a ZeroMQ socket is used by one thread at a time
+  // Messages of the current poll step, sent together (under router_mu): the socket's I/O
+  // thread is then woken once for the lot and writes them in one system call, where one
+  // reply at a time cost a wake-up and a TCP send each.
+  std::vector<std::pair<std::string, wire::Frames>> outbox;
   std::string bound;
 
   std::atomic<bool> stop_requested{false};
@@ -535,17 +542,37 @@ std::string Server::Impl::type_id_for(const detail::DispatchTable& t) const {
   return t.class_name;
 }
 
-void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
-  std::lock_guard lock(router_mu);
+void Server::Impl::send_locked(const std::string& routing, wire::Frames& frames) {
   try {
     router.send(zmq::buffer(routing), zmq::send_flags::sndmore);
     wire::send_frames(router, frames);
   } catch (const zmq::error_t& e) {
     log::debug("reply to peer ", wire::to_hex(routing), " not sent: ", e.what());
   }
+}
+
+void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
+  // A step bounds what it holds back, so that a long batch of calls does not hold their first
+  // replies until its end.
+  constexpr std::size_t kMostHeld = 64;
+  std::lock_guard lock(router_mu);
+  if (server::WorkerPool::in_poll_step() && outbox.size() < kMostHeld) {
+    outbox.emplace_back(routing, std::move(frames));
+    return;
+  }
+  send_locked(routing, frames);
   // A send can consume the socket's readiness signal (ZMQ_FD is edge-triggered and any
   // operation on the socket may reset it): if a message is waiting, the polling thread
   // would not see it, so it is woken.
+  if (!server::WorkerPool::polling_here() && (router.get(zmq::sockopt::events) & ZMQ_POLLIN))
+    waker.wake();
+}
+
+void Server::Impl::flush_outbox() {
+  std::lock_guard lock(router_mu);
+  if (outbox.empty()) return;
+  for (auto& [routing, frames] : outbox) send_locked(routing, frames);
+  outbox.clear();
   if (!server::WorkerPool::polling_here() && (router.get(zmq::sockopt::events) & ZMQ_POLLIN))
     waker.wake();
 }
@@ -867,10 +894,18 @@ void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, Session* session,
   server::Task task = [this, obj, entry, in = std::move(in), target, refs = std::move(refs),
                        timeout,
                        received] { run_call(obj, *entry, in, target, refs, timeout, received); };
-  // A call on an object of short calls runs at once on the thread that read it (when the
-  // object is idle), instead of waiting for this thread to hand the polling over.
-  bool run_now = local || (obj->table->short_calls && server::WorkerPool::polling_here());
-  if (run_now && obj->strand->try_run_here(task)) return;
+  // The thread that read a call runs it at once when its object is idle: a local call, or a
+  // call read by the polling thread, which lends the polling while the call runs (an idle
+  // thread takes it over if the call is slow; see WorkerPool::lend_polling()). Calls of a type
+  // of short calls need no loan. If the polling was taken over, the poll step sees it and ends.
+  if (local || (obj->table->short_calls && server::WorkerPool::polling_here())) {
+    if (obj->strand->try_run_here(task)) return;
+  } else if (server::WorkerPool::polling_here()) {
+    auto loan = pool.lend_polling();
+    bool ran = obj->strand->try_run_here(task);
+    pool.reclaim_polling(loan);
+    if (ran) return;
+  }
   obj->strand->post(std::move(task));
 }
 
@@ -1063,18 +1098,32 @@ void Server::Impl::serve() {
   };
   auto last_sweep = Clock::now();
   auto wait = options.heartbeat_interval;
+  // Read, not yet handled. A step that loses the polling while it runs a call (see dispatch())
+  // leaves the rest to the thread that took it over.
+  std::deque<wire::Frames> inbox;
   std::function<void()> step = [&] {
-    pollfd fds[] = {{router_fd, POLLIN, 0}, {waker.fd(), POLLIN, 0}, {pipe_fds[0], POLLIN, 0}};
-    ::poll(fds, 3, readable() ? 0 : static_cast<int>(wait.count()));
-    step_time = Clock::now();
-    if (fds[1].revents & POLLIN) waker.clear();
-    if (fds[2].revents & POLLIN) {
-      log::info("stopping on a signal");
-      stop_requested = true;
+    // What a step that lost the polling during a slow call had not sent yet (see dispatch()).
+    flush_outbox();
+    if (inbox.empty()) {
+      pollfd fds[] = {{router_fd, POLLIN, 0}, {waker.fd(), POLLIN, 0}, {pipe_fds[0], POLLIN, 0}};
+      ::poll(fds, 3, readable() ? 0 : static_cast<int>(wait.count()));
+      if (fds[1].revents & POLLIN) waker.clear();
+      if (fds[2].revents & POLLIN) {
+        log::info("stopping on a signal");
+        stop_requested = true;
+      }
+      // Bounded batch, so timers and sweeps are not starved by a flood of requests.
+      if (!stop_requested)
+        for (auto& frames : receive_batch(1024)) inbox.push_back(std::move(frames));
     }
-    // Bounded batch, so timers and sweeps are not starved by a flood of requests.
-    if (!stop_requested)
-      for (auto& frames : receive_batch(1024)) handle(std::move(frames));
+    step_time = Clock::now();
+    while (!inbox.empty()) {
+      auto frames = std::move(inbox.front());
+      inbox.pop_front();
+      handle(std::move(frames));
+      if (!server::WorkerPool::polling_here()) return flush_outbox();
+    }
+    flush_outbox();
     auto now = Clock::now();
     if (now - last_sweep >= options.heartbeat_interval) {
       sweep(now);

@@ -19,10 +19,11 @@ struct TypeOptions {
   /// The methods clients may call; empty means every method named in ZMANAGER_EXPOSE.
   std::vector<std::string> exposed;
   /// Every method returns quickly and never blocks (a wait is a parked reply, not a blocked
-  /// thread). The server then runs a call on the thread that read it, without first handing the
-  /// reading of requests to another thread, which saves a thread wake-up per call; a call that
-  /// does take long delays the reading of every client's requests meanwhile. The built-in
-  /// types (dict, list, queues, locks, ...) are registered so.
+  /// thread). The server runs every call on the thread that read it when the object is idle;
+  /// for other types it lends the reading of requests meanwhile, so that an idle thread takes
+  /// it over after about a millisecond if the call is slow. Short calls skip the loan (two
+  /// atomic operations); one that does take long delays the reading of every client's requests
+  /// meanwhile. The built-in types (dict, list, queues, locks, ...) are registered so.
   bool short_calls = false;
 };
 
