@@ -48,21 +48,21 @@ struct DispatchTable {
 };
 
 /// Decodes a msgpack argument array as the tuple Params, or throws TypeError saying which
-/// argument of `where` was wrong.
-template <class Params, std::size_t... I>
+/// argument of `where` (text, or a function making it: see wire::describe) was wrong.
+template <class Params, class Where, std::size_t... I>
 Params decode_args_impl([[maybe_unused]] const msgpack::object_array& a,
-                        [[maybe_unused]] std::string_view where, std::index_sequence<I...>) {
+                        [[maybe_unused]] const Where& where, std::index_sequence<I...>) {
   return Params{wire::convert<std::tuple_element_t<I, Params>>(
-      a.ptr[I], std::string(where) + " argument " + std::to_string(I + 1))...};
+      a.ptr[I], [&] { return wire::describe(where) + " argument " + std::to_string(I + 1); })...};
 }
 
-template <class Params>
-Params decode_args(const msgpack::object& args, std::string_view where) {
+template <class Params, class Where = std::string_view>
+Params decode_args(const msgpack::object& args, const Where& where) {
   constexpr std::size_t n = std::tuple_size_v<Params>;
   if (args.type != msgpack::type::ARRAY)
-    throw TypeError(std::string(where) + ": arguments must be a list");
+    throw TypeError(wire::describe(where) + ": arguments must be a list");
   if (args.via.array.size != n)
-    throw TypeError(std::string(where) + " takes " + std::to_string(n) + " argument" +
+    throw TypeError(wire::describe(where) + " takes " + std::to_string(n) + " argument" +
                     (n == 1 ? "" : "s") + " (" + std::to_string(args.via.array.size) + " given)");
   return decode_args_impl<Params>(args.via.array, where, std::make_index_sequence<n>{});
 }
@@ -115,7 +115,9 @@ template <auto M>
 void invoke_method(void* self, const msgpack::object& args, CallContext& ctx) {
   using Traits = MethodTraits<decltype(M)>;
   using Class = typename Traits::cls;
-  std::string where = std::string(ctx.object_type()) + "." + std::string(ctx.method()) + "()";
+  auto where = [&ctx] {
+    return std::string(ctx.object_type()) + "." + std::string(ctx.method()) + "()";
+  };
   auto params = decode_args<typename Traits::params>(args, where);
   auto& object = *static_cast<Class*>(self);
   auto call = [&](auto&&... p) -> decltype(auto) { return (object.*M)(std::move(p)...); };

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include <msgpack.hpp>
@@ -184,13 +185,24 @@ struct TypeName<std::vector<T, A>> {
   static constexpr std::string_view value = "list";
 };
 
-/// Converts a decoded value to T; a mismatch is a TypeError naming both types.
-template <class T>
-T convert(const msgpack::object& o, std::string_view what) {
+/// The text of a description given as text, or as a function that makes it: callers on the
+/// path of every call pass a function, so that the text is only made for an error.
+template <class What>
+std::string describe(const What& what) {
+  if constexpr (std::is_invocable_v<const What&>)
+    return what();
+  else
+    return std::string(what);
+}
+
+/// Converts a decoded value to T; a mismatch is a TypeError naming both types and `what` (text,
+/// or a function making it).
+template <class T, class What = std::string_view>
+T convert(const msgpack::object& o, const What& what) {
   try {
     return o.as<T>();
   } catch (const msgpack::type_error&) {
-    throw TypeError(std::string(what) + ": expected " + std::string(TypeName<T>::value) + ", got " +
+    throw TypeError(describe(what) + ": expected " + std::string(TypeName<T>::value) + ", got " +
                     std::string(kind_name(o)));
   }
 }
