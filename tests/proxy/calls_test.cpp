@@ -295,14 +295,25 @@ TEST_F(Calls, WrongArityOrArgumentTypesRaiseTypeError) {
     maths.call<int>("add", 1);
     FAIL() << "no exception";
   } catch (const zmanager::TypeError& e) {
-    EXPECT_NE(std::string(e.what()).find("takes 2 arguments (1 given)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("Maths.add() takes 2 arguments (1 given)"),
+              std::string::npos)
         << e.what();
   }
   try {
     maths.call<int>("add", std::string("one"), 2);
     FAIL() << "no exception";
   } catch (const zmanager::TypeError& e) {
-    EXPECT_NE(std::string(e.what()).find("expected int, got str"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Maths.add() argument 1: expected int, got str"),
+              std::string::npos)
+        << e.what();
+  }
+  try {
+    maths.call<int>("add", 1, 2.5);
+    FAIL() << "no exception";
+  } catch (const zmanager::TypeError& e) {
+    EXPECT_NE(std::string(e.what()).find("Maths.add() argument 2: expected int, got float"),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(maths.call<std::string>("add", 1, 2), zmanager::TypeError);  // result type
   EXPECT_THROW(manager.create<Counter>("Counter"), zmanager::TypeError);    // factory arity
