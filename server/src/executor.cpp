@@ -8,11 +8,10 @@ namespace zmanager::server {
 namespace {
 // The strands this thread is running now, innermost last.
 thread_local std::vector<const Strand*> active_strands;
-// This thread holds the polling of `polling_pool` (see WorkerPool::polling_here()).
-thread_local bool polling_on_this_thread = false;
+// The pool whose poll step this thread runs; null outside a step.
 thread_local const WorkerPool* polling_pool = nullptr;
-// This thread runs a poll step (it may have lost the polling during it).
-thread_local bool in_step_on_this_thread = false;
+// This thread holds the polling (false once a slow call's polling was taken over).
+thread_local bool polling_on_this_thread = false;
 // The loan this thread has made of the polling while it runs a call; 0: none.
 thread_local std::uint64_t current_loan = 0;
 
@@ -72,7 +71,7 @@ bool WorkerPool::polling_here() {
 }
 
 bool WorkerPool::in_poll_step() {
-  return in_step_on_this_thread;
+  return polling_pool != nullptr;
 }
 
 std::uint64_t WorkerPool::lend_polling() {
@@ -158,14 +157,13 @@ void WorkerPool::poll_here(std::unique_lock<std::mutex>& lock) {
   const auto* poll = poll_;
   lock.unlock();
   polling_on_this_thread = true;
-  in_step_on_this_thread = true;
   polling_pool = this;
   try {
     (*poll)();
   } catch (const std::exception& e) {
     log::error("the server's poll step failed: ", e.what());
   }
-  in_step_on_this_thread = false;
+  polling_pool = nullptr;
   // False if the polling was taken over while this thread ran a call it lent it for.
   bool still_polling = polling_on_this_thread;
   polling_on_this_thread = false;
@@ -192,8 +190,7 @@ bool WorkerPool::watch_loans(std::unique_lock<std::mutex>& lock) {
       lent_.compare_exchange_strong(loan, 0)) {
     watched_loan_ = 0;
     quiet_periods_ = 0;
-    polling_ = true;  // stays set: it passes from the lender to this thread
-    return true;
+    return true;  // polling_ stays set: the polling passes from the lender to this thread
   }
   if (loan != watched_loan_) watched_since_ = now;
   watched_loan_ = loan;

@@ -432,7 +432,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   /// until the step flushes it.
   void send_now(const std::string& routing, wire::Frames frames);
   void flush_outbox();
+  // Both with router_mu held.
   void send_locked(const std::string& routing, wire::Frames& frames);
+  void wake_poller_if_readable();
   /// Takes up to `max` whole messages that have arrived.
   std::vector<wire::Frames> receive_batch(std::size_t max);
   void sweep(Clock::time_point now);
@@ -561,11 +563,7 @@ void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
     return;
   }
   send_locked(routing, frames);
-  // A send can consume the socket's readiness signal (ZMQ_FD is edge-triggered and any
-  // operation on the socket may reset it): if a message is waiting, the polling thread
-  // would not see it, so it is woken.
-  if (!server::WorkerPool::polling_here() && (router.get(zmq::sockopt::events) & ZMQ_POLLIN))
-    waker.wake();
+  wake_poller_if_readable();
 }
 
 void Server::Impl::flush_outbox() {
@@ -573,6 +571,13 @@ void Server::Impl::flush_outbox() {
   if (outbox.empty()) return;
   for (auto& [routing, frames] : outbox) send_locked(routing, frames);
   outbox.clear();
+  wake_poller_if_readable();
+}
+
+void Server::Impl::wake_poller_if_readable() {
+  // A send can consume the socket's readiness signal (ZMQ_FD is edge-triggered and any
+  // operation on the socket may reset it): if a message is waiting, the polling thread
+  // would not see it, so it is woken. The poller checks for itself before it sleeps.
   if (!server::WorkerPool::polling_here() && (router.get(zmq::sockopt::events) & ZMQ_POLLIN))
     waker.wake();
 }
