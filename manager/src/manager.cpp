@@ -28,6 +28,7 @@ std::string initial_authkey(const ManagerOptions& options) {
 ServerOptions server_options(const ManagerOptions& m, const std::string& authkey) {
   ServerOptions s;
   s.address = m.address;
+  s.local_address = m.local_address;
   s.authkey = authkey;
   s.heartbeat_interval = m.heartbeat_interval;
   s.session_ttl = m.session_ttl;
@@ -173,17 +174,17 @@ void BaseManager::start() {
   }
   address_ = connectable(line.substr(3));
   state_ = State::kStarted;
-  channel_ = zmanager::connect(
-      {address_, authkey_, options_.connect_timeout, "manager", options_.call_timeout,
-       options_.reconnect});
+  // This process is on the server's host: the same-host transport, when there is one.
+  channel_ = zmanager::connect({options_.local_address.empty() ? address_ : options_.local_address,
+                                authkey_, options_.connect_timeout, "manager",
+                                options_.call_timeout, options_.reconnect});
 }
 
 void BaseManager::connect() {
   ensure_initial("connect()");
   address_ = options_.address;
-  channel_ = zmanager::connect(
-      {address_, authkey_, options_.connect_timeout, "manager", options_.call_timeout,
-       options_.reconnect});
+  channel_ = zmanager::connect({address_, authkey_, options_.connect_timeout, "manager",
+                                options_.call_timeout, options_.reconnect});
   state_ = State::kConnected;
 }
 

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "transport.hpp"
 #include "zmanager/wire/log.hpp"
 #include "zmanager/wire/protocol.hpp"
 
@@ -243,7 +244,7 @@ class Connection final : public detail::Channel {
   const ReconnectOptions reconnect_;
   const CallTimeout call_timeout_;
   zmq::context_t context_{1};
-  zmq::socket_t socket_;
+  std::unique_ptr<detail::Transport> transport_;
   int wake_fd_ = -1;
   wire::Limits limits_;
   std::atomic<std::uint64_t> server_version_{1};  // from the CHALLENGE
@@ -305,28 +306,14 @@ Connection::Connection(const ConnectOptions& options)
     auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0)
       throw ConnectionError("no answer from a zmanager server at '" + address_ + "'");
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    wire::poll(&item, 1, left);
+    transport_->wait(left, -1);
     read_available();
   }
 }
 
 void Connection::open_socket() {
-  if (socket_) {
-    socket_.set(zmq::sockopt::linger, 0);  // what the old socket still queues is for a lost session
-    socket_.close();
-  }
-  socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
-  socket_.set(zmq::sockopt::linger, 200);
-  socket_.set(zmq::sockopt::sndhwm, 0);  // flow is bounded by the calls in flight, not by drops
-  socket_.set(zmq::sockopt::rcvhwm, 0);
-  // Not `immediate`: requests queue on the pipe while a connection is (re)established instead
-  // of blocking the sender; a server that never answers is caught by the session ttl.
-  try {
-    socket_.connect(address_);
-  } catch (const zmq::error_t& e) {
-    throw ConnectionError("cannot connect to '" + address_ + "': " + e.what());
-  }
+  transport_.reset();  // what the old one still queues is for a lost session
+  transport_ = detail::Transport::open(address_, context_);
 }
 
 void Connection::send_hello(Clock::time_point deadline) {
@@ -341,7 +328,7 @@ void Connection::send_hello(Clock::time_point deadline) {
   pk.pack_bin_body(reinterpret_cast<const char*>(client_nonce_.data()), client_nonce_.size());
   pk.pack(name_);
   auto frames = wire::to_frames(enc);
-  wire::send_frames(socket_, frames);
+  transport_->send(frames, false);
   link_ = Link::kHandshaking;
   attempt_deadline_ = deadline;
 }
@@ -364,7 +351,7 @@ void Connection::on_challenge(const wire::Inbound& in) {
   pk.pack_bin(mine.size());
   pk.pack_bin_body(reinterpret_cast<const char*>(mine.data()), mine.size());
   auto frames = wire::to_frames(enc);
-  wire::send_frames(socket_, frames);
+  transport_->send(frames, false);
   auth_sent_ = true;
   if (!server_proved)
     handshake_refused(
@@ -458,7 +445,7 @@ void Connection::session_opened(std::uint64_t epoch) {
     enc.packer().pack(ref->shared_name());
     detail::end_call(enc);
     auto frames = wire::to_frames(enc);
-    wire::send_frames(socket_, frames);
+    transport_->send(frames, false);
     resolving_[request_id] = Resolving{ref, b.id, b.session, std::nullopt, false};
   }
   link_ = Link::kResolving;
@@ -661,7 +648,7 @@ void Connection::transmit(Outgoing& out) {
   }
   if (out.session != 0 && out.session != session() && !bring_up_to_date(out)) return;
   if (!out.state) {
-    wire::send_frames(socket_, out.frames);
+    transport_->send(out.frames, false);
   } else {
     if (out.state->past_deadline(Clock::now())) {
       out.state->fail(std::make_exception_ptr(
@@ -670,12 +657,7 @@ void Connection::transmit(Outgoing& out) {
       return;
     }
     // Kept until answered: a server that says it never got the call has it sent again.
-    for (std::size_t i = 0; i < out.frames.size(); ++i) {
-      zmq::message_t copy;
-      copy.copy(out.frames[i]);
-      socket_.send(copy,
-                   i + 1 < out.frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-    }
+    transport_->send(out.frames, /*keep=*/true);
     pending_.emplace(out.request_id, std::move(out));
   }
   sent_ = true;
@@ -694,7 +676,7 @@ bool Connection::send_queued() {
 
 bool Connection::read_available() {
   bool completed = false;
-  while (auto frames = wire::recv_frames(socket_)) {
+  while (auto frames = transport_->receive()) {
     try {
       auto in = wire::Inbound::parse(std::move(*frames), limits_);
       completed |= in->op() == Op::kReply || in->op() == Op::kError;
@@ -704,6 +686,8 @@ bool Connection::read_available() {
     }
   }
   if (completed) notify_waiters();
+  // The same-host transport knows at once when the server has gone.
+  if (auto why = transport_->take_break()) session_lost(*why);
   return completed;
 }
 
@@ -728,7 +712,7 @@ void Connection::keep_alive(Clock::time_point now) {
         enc.packer().pack_array(1);
         enc.packer().pack(static_cast<std::uint8_t>(Op::kPing));
         auto frames = wire::to_frames(enc);
-        wire::send_frames(socket_, frames);
+        transport_->send(frames, false);
         last_ping_ = now;
       }
       return;
@@ -781,10 +765,7 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
       until = std::min(until, *deadline);
     }
     auto timeout = std::chrono::ceil<std::chrono::milliseconds>(until - now);
-    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
-                               {nullptr, wake_fd_, ZMQ_POLLIN, 0}};
-    wire::poll(items, 2, std::max(timeout, std::chrono::milliseconds(0)));
-    if (items[1].revents & ZMQ_POLLIN) {
+    if (transport_->wait(timeout, wake_fd_)) {
       std::uint64_t count;
       [[maybe_unused]] auto n = ::read(wake_fd_, &count, sizeof count);
     }
@@ -850,7 +831,7 @@ void Connection::finish() {
   enc.packer().pack_array(1);
   enc.packer().pack(static_cast<std::uint8_t>(Op::kBye));
   auto frames = wire::to_frames(enc);
-  wire::send_frames(socket_, frames);
+  transport_->send(frames, false);
   fail_all(error_maker<ConnectionError>("connection closed"));
   {
     std::lock_guard lock(mu_);
@@ -895,8 +876,8 @@ void Connection::close() {
 void Connection::close_and_flush() {
   close();
   // Nobody touches the socket once the connection is finished.
-  socket_.close();
-  context_.close();  // returns once the queue is sent or the linger time has passed
+  transport_->close_and_flush();
+  context_.close();  // returns once ZeroMQ's queue is sent or the linger time has passed
 }
 
 void Connection::handle(std::shared_ptr<wire::Inbound> in) {

@@ -21,6 +21,7 @@
 #include <unordered_set>
 
 #include "object_table.hpp"
+#include "stream_listener.hpp"
 #include "zmanager/wire/log.hpp"
 #include "zmanager/wire/protocol.hpp"
 
@@ -414,7 +415,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   void start();
   void serve();
-  void handle(wire::Frames frames);
+  void handle(std::string routing, wire::Frames frames);
   void handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in);
   void hello(const std::string& routing, const wire::Inbound& in);
   void authenticate(const std::string& routing, const wire::Inbound& in);
@@ -435,8 +436,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // Both with router_mu held.
   void send_locked(const std::string& routing, wire::Frames& frames);
   void wake_poller_if_readable();
-  /// Takes up to `max` whole messages that have arrived.
-  std::vector<wire::Frames> receive_batch(std::size_t max);
+  /// A message read, and the peer it came from.
+  using Received = std::pair<std::string, wire::Frames>;
+  /// Takes up to `max` whole messages that have arrived on the ZeroMQ socket ...
+  void receive_batch(std::deque<Received>& into, std::size_t max);
+  /// ... and on the same-host transport's connections (some may have closed).
+  void receive_local(std::deque<Received>& into, std::size_t max);
   void sweep(Clock::time_point now);
   void end_session(const std::string& routing, const char* why);
   /// Keeps the last few thousand ended sessions' peers, so that a late message from one (a
@@ -462,6 +467,17 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // reply at a time cost a wake-up and a TCP send each.
   std::vector<std::pair<std::string, wire::Frames>> outbox;
   std::string bound;
+  // The same-host transport (ServerOptions::local_address, or a unix:// address): its
+  // connections are read by the poll step beside the ZeroMQ socket, and sent to under
+  // router_mu like it.
+  std::unique_ptr<server::StreamListener> stream;
+  // Whether the ROUTER may hold a message its descriptor will not signal. ZMQ_FD signals an
+  // edge: once a read has drained the socket, the descriptor signals the next arrival, unless
+  // a ZeroMQ operation in between took the signal: any send (one by a thread outside the poll
+  // step also wakes the poller, see wake_poller_if_readable). Only then does the step ask
+  // ZeroMQ: each question costs a poll and a getpid, which a step serving only same-host
+  // connections need not pay.
+  std::atomic<bool> router_unsure{true};
 
   std::atomic<bool> stop_requested{false};
   Clock::time_point step_time;  // when the current poll step began; polling thread only
@@ -504,12 +520,25 @@ Server::Impl::Impl(Registry reg, ServerOptions opts)
              1);  // a reply to a vanished peer is an error, not lost silently
   // ZeroMQ itself drops a peer that sends a frame over the limit, before we could read it.
   router.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options.max_message_bytes));
+  if (wire::is_unix_address(options.address)) {
+    if (!options.local_address.empty())
+      throw ValueError("local_address is for a server whose address is not a unix:// one");
+    stream = std::make_unique<server::StreamListener>(options.address, limits);
+    bound = options.address;
+    return;
+  }
   try {
     router.bind(wire::zmq_bind_endpoint(options.address));
   } catch (const zmq::error_t& e) {
     throw ConnectionError("cannot listen on '" + options.address + "': " + e.what());
   }
   bound = router.get(zmq::sockopt::last_endpoint);
+  if (!options.local_address.empty()) {
+    if (!wire::is_unix_address(options.local_address))
+      throw ValueError("local_address must be a unix:// address, not '" + options.local_address +
+                       "'");
+    stream = std::make_unique<server::StreamListener>(options.local_address, limits);
+  }
 }
 
 void Server::Impl::start() {
@@ -545,6 +574,11 @@ std::string Server::Impl::type_id_for(const detail::DispatchTable& t) const {
 }
 
 void Server::Impl::send_locked(const std::string& routing, wire::Frames& frames) {
+  if (stream && server::StreamListener::is_peer(routing)) {
+    stream->queue(routing, std::move(frames));
+    return;
+  }
+  router_unsure.store(true, std::memory_order_relaxed);
   try {
     router.send(zmq::buffer(routing), zmq::send_flags::sndmore);
     wire::send_frames(router, frames);
@@ -563,15 +597,23 @@ void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
     return;
   }
   send_locked(routing, frames);
-  wake_poller_if_readable();
+  if (stream && server::StreamListener::is_peer(routing))
+    stream->write_queued();
+  else
+    wake_poller_if_readable();
 }
 
 void Server::Impl::flush_outbox() {
   std::lock_guard lock(router_mu);
   if (outbox.empty()) return;
-  for (auto& [routing, frames] : outbox) send_locked(routing, frames);
+  bool to_router = false;
+  for (auto& [routing, frames] : outbox) {
+    send_locked(routing, frames);
+    to_router |= !server::StreamListener::is_peer(routing);
+  }
   outbox.clear();
-  wake_poller_if_readable();
+  if (stream) stream->write_queued();  // one system call per connection for the lot
+  if (to_router) wake_poller_if_readable();
 }
 
 void Server::Impl::wake_poller_if_readable() {
@@ -582,15 +624,45 @@ void Server::Impl::wake_poller_if_readable() {
     waker.wake();
 }
 
-std::vector<wire::Frames> Server::Impl::receive_batch(std::size_t max) {
-  std::vector<wire::Frames> batch;
+void Server::Impl::receive_batch(std::deque<Received>& into, std::size_t max) {
   std::lock_guard lock(router_mu);
-  while (batch.size() < max) {
+  router_unsure = true;  // unless the socket is drained below
+  for (std::size_t i = 0; i < max; ++i) {
     auto frames = wire::recv_frames(router);
-    if (!frames) break;
-    batch.push_back(std::move(*frames));
+    if (!frames) {
+      router_unsure = false;
+      break;
+    }
+    if (frames->size() < 2) {
+      ++rejected;
+      log::warn("dropped a message with no body");
+      continue;
+    }
+    std::string routing(static_cast<const char*>(frames->front().data()), frames->front().size());
+    frames->erase(frames->begin());
+    into.emplace_back(std::move(routing), std::move(*frames));
   }
-  return batch;
+}
+
+void Server::Impl::receive_local(std::deque<Received>& into, std::size_t max) {
+  server::StreamListener::Events events;
+  stream->poll(events, max);
+  for (auto& [routing, frames] : events.messages) into.emplace_back(routing, std::move(frames));
+  for (auto& [routing, refused] : events.refused) {
+    LimitError error("message over a limit: " + refused.why);
+    reject(routing, sessions.count(routing) ? refused.request_id : 0, error);
+  }
+  // A local client's connection is its session's: when it closes (the process ended, even
+  // killed), what the session held is released at once rather than after its ttl.
+  for (const auto& closed : events.closed) {
+    if (closed.malformed) {
+      ++rejected;
+      log::warn("closed the local connection of peer ", wire::to_hex(closed.routing), ": it ",
+                closed.why);
+    }
+    handshakes.erase(closed.routing);
+    end_session(closed.routing, closed.why.c_str());
+  }
 }
 
 void Server::Impl::reject(const std::string& routing, std::uint64_t request_id,
@@ -601,14 +673,7 @@ void Server::Impl::reject(const std::string& routing, std::uint64_t request_id,
   send_now(routing, encode_error(request_id, wire::WireError::from(e, kind_of(e))));
 }
 
-void Server::Impl::handle(wire::Frames frames) {
-  if (frames.size() < 2) {
-    ++rejected;
-    log::warn("dropped a message with no body");
-    return;
-  }
-  std::string routing(static_cast<const char*>(frames[0].data()), frames[0].size());
-  frames.erase(frames.begin());
+void Server::Impl::handle(std::string routing, wire::Frames frames) {
   // Read before parsing, so that a call refused by the parser still fails at its caller
   // instead of leaving it waiting.
   const std::uint64_t request_id = wire::peek_request_id(frames.front());
@@ -1105,27 +1170,37 @@ void Server::Impl::serve() {
   auto wait = options.heartbeat_interval;
   // Read, not yet handled. A step that loses the polling while it runs a call (see dispatch())
   // leaves the rest to the thread that took it over.
-  std::deque<wire::Frames> inbox;
+  std::deque<Received> inbox;
   std::function<void()> step = [&] {
     // What a step that lost the polling during a slow call had not sent yet (see dispatch()).
     flush_outbox();
     if (inbox.empty()) {
-      pollfd fds[] = {{router_fd, POLLIN, 0}, {waker.fd(), POLLIN, 0}, {pipe_fds[0], POLLIN, 0}};
-      ::poll(fds, 3, readable() ? 0 : static_cast<int>(wait.count()));
-      if (fds[1].revents & POLLIN) waker.clear();
+      pollfd fds[] = {{router_fd, POLLIN, 0},
+                      {waker.fd(), POLLIN, 0},
+                      {pipe_fds[0], POLLIN, 0},
+                      {stream ? stream->fd() : -1, POLLIN, 0}};
+      const bool router_ready = router_unsure && readable();
+      ::poll(fds, 4, router_ready ? 0 : static_cast<int>(wait.count()));
+      // A wake-up may be a sender's that saw a message waiting on the ROUTER.
+      if (fds[1].revents & POLLIN) {
+        waker.clear();
+        router_unsure = true;
+      }
       if (fds[2].revents & POLLIN) {
         log::info("stopping on a signal");
         stop_requested = true;
       }
       // Bounded batch, so timers and sweeps are not starved by a flood of requests.
-      if (!stop_requested)
-        for (auto& frames : receive_batch(1024)) inbox.push_back(std::move(frames));
+      if (!stop_requested) {
+        if (router_ready || router_unsure || (fds[0].revents & POLLIN)) receive_batch(inbox, 1024);
+        if (fds[3].revents & POLLIN) receive_local(inbox, 1024);
+      }
     }
     step_time = Clock::now();
     while (!inbox.empty()) {
-      auto frames = std::move(inbox.front());
+      auto [routing, frames] = std::move(inbox.front());
       inbox.pop_front();
-      handle(std::move(frames));
+      handle(std::move(routing), std::move(frames));
       if (!server::WorkerPool::polling_here()) return flush_outbox();
     }
     flush_outbox();
@@ -1159,6 +1234,10 @@ Server::~Server() {
 
 std::string Server::address() const {
   return impl_->bound;
+}
+
+std::string Server::local_address() const {
+  return impl_->stream && impl_->stream->address() != impl_->bound ? impl_->stream->address() : "";
 }
 
 void Server::serve_forever() {

@@ -32,6 +32,19 @@ def message(body, blobs=()):
     return out + msgpack.packb(body, use_bin_type=True)
 
 
+def stream(*messages):
+    """Messages as the same-host transport frames them (protocol.md 1.1): a 16-byte header
+    (body length, number of blob frames, zero; little-endian), the body, each blob with its
+    length. The fuzzer reads every input this way too."""
+    out = b""
+    for body, blobs in messages:
+        packed = msgpack.packb(body, use_bin_type=True)
+        out += struct.pack("<QII", len(packed), len(blobs), 0) + packed
+        for b in blobs:
+            out += struct.pack("<Q", len(b)) + b
+    return out
+
+
 SEEDS = {
     "hello": message([1, 2, b"\x01" * 32, "worker-1"]),
     "auth": message([3, b"\x02" * 32]),
@@ -49,6 +62,10 @@ SEEDS = {
     "reply": message([6, 1, {"values": [1, 2, 3], "blob": blob(0)}, []], [b"abc"]),
     "error": message([7, 2, {"kind": "raised", "type": "KeyError", "message": "'k'",
                              "method": "getitem", "object": "4"}]),
+    "stream_hello_call": stream(([1, 2, b"\x01" * 32, "local"], []),
+                                ([5, 5, 11, "user", [3, 0.5, "name", blob(1)], []], [b"side"])),
+    # Over the fuzzer's 8 frames: read past, and the ping after it still parses.
+    "stream_over_limit": stream(([5, 9, 1, "put", [b"x" * 200], []], [b"a"] * 9), ([8], [])),
 }
 
 

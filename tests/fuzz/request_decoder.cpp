@@ -8,6 +8,7 @@
 #include "zmanager/expose.hpp"
 #include "zmanager/value.hpp"
 #include "zmanager/wire/protocol.hpp"
+#include "zmanager/wire/stream.hpp"
 
 namespace zmanager::fuzz {
 namespace {
@@ -109,15 +110,37 @@ void decode_answer(const wire::Inbound& in) {
   });
 }
 
+// The same bytes as the same-host transport's stream (protocol.md 1.1), arriving in small
+// pieces: every message it frames is parsed as one from ZeroMQ would be. Returns how many
+// parsed.
+std::size_t decode_stream(const std::uint8_t* data, std::size_t size, const wire::Limits& limits) {
+  wire::StreamReader reader(limits);
+  wire::StreamInput in;
+  constexpr std::size_t kPiece = 13;
+  try {
+    for (std::size_t at = 0; at < size; at += kPiece)
+      reader.feed(reinterpret_cast<const char*>(data) + at, std::min(kPiece, size - at), in);
+  } catch (const Error&) {
+  }
+  std::size_t parsed = 0;
+  for (auto& frames : in.messages)
+    attempt([&] {
+      wire::Inbound::parse(std::move(frames), limits);
+      ++parsed;
+    });
+  return parsed;
+}
+
 }  // namespace
 
 bool decode_request(const std::uint8_t* data, std::size_t size) {
   static const wire::Limits limits = fuzz_limits();
+  const bool framed = decode_stream(data, size, limits) > 0;
   std::shared_ptr<wire::Inbound> in;
   try {
     in = wire::Inbound::parse(split(data, size), limits);
   } catch (const Error&) {
-    return false;
+    return framed;
   }
   switch (in->op()) {
     case wire::Op::kHello:

@@ -9,7 +9,8 @@
 
 namespace zmanager::fuzz {
 
-/// Decodes one input (layout in request_decoder.cpp); returns whether it parsed as a message.
+/// Decodes one input (layout in request_decoder.cpp), and the same bytes as a same-host stream;
+/// returns whether it parsed as a message either way.
 /// Every rejection must be a zmanager::Error; anything else escaping (another exception, a
 /// crash, a sanitizer report) is a bug.
 bool decode_request(const std::uint8_t* data, std::size_t size);

@@ -4,7 +4,11 @@
 // server refused unread is sent again, a call that was in flight raises ConnectionError, and a
 // server that stays down ends in ConnectionError once the retry budget is spent. Python's
 // managers end every proxy with BrokenPipeError here.
+// Each test runs over ZeroMQ (tcp://) and over the same-host transport (unix://), whose client
+// hears at once that the server's end closed instead of waiting out the ttl.
 #include <gtest/gtest.h>
+
+#include <unistd.h>
 
 #include <csignal>
 #include <string>
@@ -23,7 +27,7 @@ const std::string kKey = "reconnect-key";
 /// The test server program in its own process, killed and started again at one address.
 class RestartableServer {
  public:
-  RestartableServer() { start("tcp://127.0.0.1:0"); }
+  explicit RestartableServer(const std::string& address) { start(address); }
   void kill() {
     child_->signal(SIGKILL);
     EXPECT_EQ(child_->wait(10s), 128 + SIGKILL);
@@ -46,7 +50,16 @@ class RestartableServer {
   std::string address_;
 };
 
-class Reconnect : public ::testing::Test {
+/// A fresh address of the transport each test runs over.
+std::string address_for(const std::string& scheme) {
+  static int serial = 0;
+  if (scheme == "unix")  // abstract: no file left behind by a killed server
+    return "unix://@zmanager-reconnect-" + std::to_string(::getpid()) + "-" +
+           std::to_string(++serial);
+  return "tcp://127.0.0.1:0";
+}
+
+class Reconnect : public ::testing::TestWithParam<std::string> {
  protected:
   std::unique_ptr<zmanager::BaseManager> connect(zmanager::ReconnectOptions reconnect = {
                                                      .budget = 30s, .first_delay = 50ms}) {
@@ -56,10 +69,10 @@ class Reconnect : public ::testing::Test {
     m->connect();
     return m;
   }
-  RestartableServer server;
+  RestartableServer server{address_for(GetParam())};
 };
 
-TEST_F(Reconnect, SharedObjectsWorkAgainAfterTheServerRestartsWithoutNewProxies) {
+TEST_P(Reconnect, SharedObjectsWorkAgainAfterTheServerRestartsWithoutNewProxies) {
   auto m = connect();
   auto counter = m->get_shared<Counter>("shared_counter");
   auto copy = counter;  // copies share one reference: it is found again once for all of them
@@ -73,7 +86,7 @@ TEST_F(Reconnect, SharedObjectsWorkAgainAfterTheServerRestartsWithoutNewProxies)
   EXPECT_EQ(m->stats().sessions, 1u) << "one new session, not one per proxy";
 }
 
-TEST_F(Reconnect, AProxyToAnObjectOfTheOldServerRaisesStaleProxyErrorNamingIt) {
+TEST_P(Reconnect, AProxyToAnObjectOfTheOldServerRaisesStaleProxyErrorNamingIt) {
   auto m = connect();
   auto mine = m->create<Counter>("Counter", 7);
   const std::uint64_t old_id = mine.id();
@@ -104,7 +117,7 @@ TEST_F(Reconnect, AProxyToAnObjectOfTheOldServerRaisesStaleProxyErrorNamingIt) {
   EXPECT_EQ(m->create<Maths>("Maths").add(2, 2), 4);
 }
 
-TEST_F(Reconnect, ACallInFlightWhenTheServerDiesRaisesAndIsNotSentAgain) {
+TEST_P(Reconnect, ACallInFlightWhenTheServerDiesRaisesAndIsNotSentAgain) {
   auto m = connect();
   auto counter = m->get_shared<Counter>("shared_counter");
   auto sleeper = m->create<Sleeper>("Sleeper");
@@ -124,7 +137,7 @@ TEST_F(Reconnect, ACallInFlightWhenTheServerDiesRaisesAndIsNotSentAgain) {
   EXPECT_EQ(counter.increment(1), 1) << "the restarted server's counter, once";
 }
 
-TEST_F(Reconnect, ACallMadeWhileTheServerIsDownWaitsForItAndRunsOnce) {
+TEST_P(Reconnect, ACallMadeWhileTheServerIsDownWaitsForItAndRunsOnce) {
   auto m = connect();
   auto counter = m->get_shared<Counter>("shared_counter");
   EXPECT_EQ(counter.increment(1), 1);
@@ -140,7 +153,7 @@ TEST_F(Reconnect, ACallMadeWhileTheServerIsDownWaitsForItAndRunsOnce) {
   EXPECT_EQ(counter.get(), 10);
 }
 
-TEST_F(Reconnect, AProxyToASharedObjectTheNewServerLacksIsStale) {
+TEST_P(Reconnect, AProxyToASharedObjectTheNewServerLacksIsStale) {
   auto m = connect();
   auto counter = m->get_shared<Counter>("shared_counter");
   EXPECT_EQ(counter.increment(1), 1);
@@ -150,7 +163,7 @@ TEST_F(Reconnect, AProxyToASharedObjectTheNewServerLacksIsStale) {
   EXPECT_EQ(m->create<Maths>("Maths").add(1, 2), 3);
 }
 
-TEST_F(Reconnect, AServerThatStaysDownEndsInConnectionErrorOnceTheBudgetIsSpent) {
+TEST_P(Reconnect, AServerThatStaysDownEndsInConnectionErrorOnceTheBudgetIsSpent) {
   constexpr auto kBudget = 1s;
   auto m = connect({.budget = kBudget, .first_delay = 50ms, .max_delay = 200ms});
   auto counter = m->get_shared<Counter>("shared_counter");
@@ -173,7 +186,7 @@ TEST_F(Reconnect, AServerThatStaysDownEndsInConnectionErrorOnceTheBudgetIsSpent)
   EXPECT_THROW(m->create<Maths>("Maths"), zmanager::ConnectionError);
 }
 
-TEST_F(Reconnect, WithoutABudgetTheFirstLossIsFinal) {
+TEST_P(Reconnect, WithoutABudgetTheFirstLossIsFinal) {
   auto m = connect({.budget = 0ms});
   auto counter = m->get_shared<Counter>("shared_counter");
   EXPECT_EQ(counter.increment(1), 1);
@@ -182,5 +195,8 @@ TEST_F(Reconnect, WithoutABudgetTheFirstLossIsFinal) {
   EXPECT_THROW(counter.increment(1), zmanager::ConnectionError);
   EXPECT_THROW(counter.increment(1), zmanager::ConnectionError);
 }
+
+INSTANTIATE_TEST_SUITE_P(Transports, Reconnect, ::testing::Values("tcp", "unix"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -5,28 +5,11 @@
 #include <csignal>
 
 #include "server_process.hpp"
+#include "timing.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
-
-std::uint64_t counters(zmanager::BaseManager& client) {
-  auto s = client.stats();
-  auto it = s.objects_by_type.find("Counter");
-  return it == s.objects_by_type.end() ? 0 : it->second;
-}
-
-// Polls the server's statistics until `done` or the deadline: the event happens in the server
-// process, and statistics are the only window onto it.
-template <class Pred>
-bool eventually(Pred done, std::chrono::milliseconds deadline) {
-  auto end = std::chrono::steady_clock::now() + deadline;
-  while (std::chrono::steady_clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return done();
-}
 
 // A server whose sessions expire one second after their client's last heartbeat.
 test::ServerProcess start_with_short_lease() {
@@ -39,17 +22,18 @@ test::ServerProcess start_with_short_lease() {
 TEST(Sessions, AKilledClientsObjectsAreReleasedWhenItsSessionExpires) {
   auto server = start_with_short_lease();
   auto observer = server.connect();
-  std::uint64_t before = counters(*observer);  // the registered shared counter
+  std::uint64_t before = test::objects_of(*observer, "Counter");  // the registered shared counter
 
   auto client = test::Child::spawn(
       {ZMANAGER_TEST_CLIENT, server.address, server.authkey, "hold-counters", "3"});
   ASSERT_EQ(client.read_line(), "ready");
-  EXPECT_EQ(counters(*observer), before + 3);
+  EXPECT_EQ(test::objects_of(*observer, "Counter"), before + 3);
   client.signal(SIGKILL);
   ASSERT_EQ(client.wait(), 128 + SIGKILL);
   auto killed = std::chrono::steady_clock::now();
 
-  ASSERT_TRUE(eventually([&] { return counters(*observer) == before; }, 10s))
+  ASSERT_TRUE(
+      test::eventually([&] { return test::objects_of(*observer, "Counter") == before; }, 10s))
       << "objects of a dead client were kept";
   EXPECT_GE(std::chrono::steady_clock::now() - killed, 500ms) << "released before the ttl";
   EXPECT_GE(observer->stats().expired_sessions, 1u);
@@ -60,11 +44,12 @@ TEST(Sessions, AClientThatExitsCleanlyReleasesAtOnce) {
   options.session_ttl = 60s;  // so that only the goodbye can explain a prompt release
   auto server = test::ServerProcess::start(options);
   auto observer = server.connect();
-  std::uint64_t before = counters(*observer);
+  std::uint64_t before = test::objects_of(*observer, "Counter");
   auto client = test::Child::spawn(
       {ZMANAGER_TEST_CLIENT, server.address, server.authkey, "create-counters", "5"});
   ASSERT_EQ(client.wait(), 0);
-  EXPECT_TRUE(eventually([&] { return counters(*observer) == before; }, 10s));
+  EXPECT_TRUE(
+      test::eventually([&] { return test::objects_of(*observer, "Counter") == before; }, 10s));
   EXPECT_EQ(observer->stats().expired_sessions, 0u);
 }
 
@@ -91,7 +76,7 @@ TEST(Sessions, AUserClassHearsOfAKilledClientsSessionThroughItsHook) {
   EXPECT_EQ(roster.join(), 2u);  // the observer too
   client.signal(SIGKILL);
   ASSERT_EQ(client.wait(), 128 + SIGKILL);
-  ASSERT_TRUE(eventually([&] { return roster.present() == 1; }, 10s))
+  ASSERT_TRUE(test::eventually([&] { return roster.present() == 1; }, 10s))
       << "on_session_end was not run for the dead client";
 }
 

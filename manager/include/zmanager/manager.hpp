@@ -20,6 +20,10 @@ struct ManagerOptions {
   /// Server address: where start()/get_server() listen, or where connect() goes. Port 0 picks a
   /// free port (address() tells which).
   std::string address = "tcp://127.0.0.1:0";
+  /// A server started here also listens on this Unix socket ("unix:///run/app.sock") for
+  /// clients on its host, which then bypass ZeroMQ (ServerOptions::local_address); start()
+  /// connects this process through it.
+  std::string local_address;
   /// The shared secret. Unset: $ZMANAGER_AUTHKEY if set, else a random key (which a server
   /// started with start() shares with this process only).
   std::optional<std::string> authkey;

@@ -1,0 +1,228 @@
+#include "transport.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+
+#include "zmanager/errors.hpp"
+#include "zmanager/wire/log.hpp"
+#include "zmanager/wire/stream.hpp"
+
+namespace zmanager::detail {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// What a closing client still sends (the goodbye above all) may take this long to leave.
+constexpr std::chrono::milliseconds kLinger{200};
+
+class ZmqTransport final : public Transport {
+ public:
+  ZmqTransport(const std::string& address, zmq::context_t& context)
+      : socket_(context, zmq::socket_type::dealer) {
+    socket_.set(zmq::sockopt::linger, static_cast<int>(kLinger.count()));
+    socket_.set(zmq::sockopt::sndhwm, 0);  // flow is bounded by the calls in flight, not by drops
+    socket_.set(zmq::sockopt::rcvhwm, 0);
+    // Not `immediate`: requests queue on the pipe while a connection is (re)established
+    // instead of blocking the sender; a server that never answers is caught by the session ttl.
+    try {
+      socket_.connect(address);
+    } catch (const zmq::error_t& e) {
+      throw ConnectionError("cannot connect to '" + address + "': " + e.what());
+    }
+  }
+  ~ZmqTransport() override {
+    // What the socket still queues is for a session that is being left behind.
+    if (socket_) socket_.set(zmq::sockopt::linger, 0);
+  }
+
+  void send(wire::Frames& frames, bool keep) override {
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      const auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
+      if (keep) {
+        zmq::message_t copy;
+        copy.copy(frames[i]);
+        socket_.send(copy, flags);
+      } else {
+        socket_.send(frames[i], flags);
+      }
+    }
+  }
+  std::optional<wire::Frames> receive() override { return wire::recv_frames(socket_); }
+  bool wait(std::chrono::milliseconds timeout, int wake_fd) override {
+    zmq::pollitem_t items[] = {{socket_.handle(), 0, ZMQ_POLLIN, 0},
+                               {nullptr, wake_fd, ZMQ_POLLIN, 0}};
+    wire::poll(items, wake_fd >= 0 ? 2 : 1, std::max(timeout, std::chrono::milliseconds(0)));
+    return wake_fd >= 0 && (items[1].revents & ZMQ_POLLIN);
+  }
+  std::optional<std::string> take_break() override { return std::nullopt; }
+  void close_and_flush() override {
+    socket_.set(zmq::sockopt::linger, static_cast<int>(kLinger.count()));
+    socket_.close();  // the context's close then waits for the queue to leave, up to the linger
+  }
+
+ private:
+  zmq::socket_t socket_;
+};
+
+// The same-host transport's client end. Like a DEALER socket it connects again on its own
+// when the connection cannot be made yet or breaks, keeping the messages not yet begun; unlike
+// one, it says when the connection broke, so that the Connection above reopens its session at
+// once instead of after the ttl.
+class StreamTransport final : public Transport {
+ public:
+  explicit StreamTransport(const std::string& address)
+      : address_(address), where_(wire::parse_unix_address(address)) {
+    try_connect();
+  }
+  ~StreamTransport() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  void send(wire::Frames& frames, bool keep) override {
+    if (keep) {
+      wire::Frames copies(frames.size());
+      for (std::size_t i = 0; i < frames.size(); ++i) copies[i].copy(frames[i]);
+      writer_.push(std::move(copies));
+    } else {
+      writer_.push(std::move(frames));
+    }
+    if (fd_ < 0 && !try_connect()) return;  // sent once connected
+    write_all();
+  }
+
+  std::optional<wire::Frames> receive() override {
+    if (fd_ < 0) try_connect();
+    if (input_.messages.empty() && fd_ >= 0 && may_read_) read();
+    if (input_.messages.empty()) return std::nullopt;
+    auto frames = std::move(input_.messages.front());
+    input_.messages.pop_front();
+    return frames;
+  }
+
+  bool wait(std::chrono::milliseconds timeout, int wake_fd) override {
+    if (fd_ < 0 && !try_connect()) {
+      // Not connected yet: the server may be starting; try again soon.
+      timeout = std::min(timeout, std::chrono::milliseconds(10));
+    }
+    if (!input_.messages.empty()) timeout = std::chrono::milliseconds(0);
+    pollfd fds[] = {{fd_, static_cast<short>(POLLIN | (writer_.empty() ? 0 : POLLOUT)), 0},
+                    {wake_fd, POLLIN, 0}};
+    int n = ::poll(fds, 2, static_cast<int>(std::max<std::int64_t>(0, timeout.count())));
+    if (n <= 0) return false;
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) may_read_ = true;
+    if ((fds[0].revents & POLLOUT) && fd_ >= 0) flush_once();
+    return (fds[1].revents & POLLIN) != 0;
+  }
+
+  std::optional<std::string> take_break() override { return std::exchange(break_, std::nullopt); }
+
+  void close_and_flush() override {
+    const auto until = Clock::now() + kLinger;
+    while (fd_ >= 0 && !writer_.empty() && Clock::now() < until) {
+      if (flush_once()) break;
+      pollfd p{fd_, POLLOUT, 0};
+      ::poll(&p, 1, 10);
+    }
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  bool try_connect() {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&where_.addr), where_.length) != 0) {
+      // No server there yet (ENOENT, ECONNREFUSED) or its backlog is full (EAGAIN): retried.
+      ::close(fd);
+      return false;
+    }
+    fd_ = fd;
+    reader_.emplace(limits_);
+    may_read_ = true;
+    if (!writer_.empty()) write_all();
+    return fd_ >= 0;
+  }
+
+  /// One write of what is queued; true when nothing is left. A broken connection is closed.
+  bool flush_once() {
+    switch (writer_.write_to(fd_)) {
+      case wire::StreamWriter::Status::kDone:
+        return true;
+      case wire::StreamWriter::Status::kPending:
+        return false;
+      case wire::StreamWriter::Status::kBroken:
+        broke("the server closed the connection");
+        return true;
+    }
+    return true;
+  }
+
+  // A message is handed to the socket whole before send() returns, waiting for room if it must
+  // (a large one): the server reads without ever waiting for this client, so room comes, and no
+  // thread of this client is left owing the rest of a message. A server that takes nothing for
+  // a long time (stopped) breaks the connection.
+  void write_all() {
+    constexpr auto kMostStalled = std::chrono::seconds(30);
+    auto stalled_since = Clock::now();
+    while (fd_ >= 0 && !flush_once()) {
+      pollfd p{fd_, POLLOUT, 0};
+      if (::poll(&p, 1, 100) > 0) {
+        stalled_since = Clock::now();
+      } else if (Clock::now() - stalled_since > kMostStalled) {
+        broke("the server read nothing for 30 s");
+      }
+    }
+  }
+
+  void read() {
+    wire::StreamInput in;
+    wire::StreamReader::Status status;
+    try {
+      status = reader_->read_from(fd_, in, 1024);
+    } catch (const std::exception& e) {
+      broke(std::string("the server sent what is not a message (") + e.what() + ")");
+      return;
+    }
+    // A short read emptied the socket: the next read waits for the poll to say there is more.
+    may_read_ = in.count() >= 1024;
+    for (auto& frames : in.messages) input_.messages.push_back(std::move(frames));
+    for (const auto& refused : in.refused)
+      log::warn("dropped a message from ", address_, " over a limit: ", refused.why);
+    if (status == wire::StreamReader::Status::kClosed) broke("the server closed the connection");
+  }
+
+  void broke(std::string why) {
+    ::close(fd_);
+    fd_ = -1;
+    writer_.drop(/*keep_whole=*/true);
+    if (!break_) break_ = std::move(why);
+  }
+
+  struct Received {
+    std::deque<wire::Frames> messages;
+  };
+
+  const std::string address_;
+  const wire::UnixAddress where_;
+  const wire::Limits limits_{};
+  int fd_ = -1;
+  std::optional<wire::StreamReader> reader_;  // new for each connection
+  wire::StreamWriter writer_;
+  Received input_;
+  bool may_read_ = false;  // the socket may have bytes to read
+  std::optional<std::string> break_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> Transport::open(const std::string& address, zmq::context_t& context) {
+  if (wire::is_unix_address(address)) return std::make_unique<StreamTransport>(address);
+  return std::make_unique<ZmqTransport>(address, context);
+}
+
+}  // namespace zmanager::detail

@@ -1,0 +1,206 @@
+#include "stream_listener.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "zmanager/errors.hpp"
+#include "zmanager/wire/log.hpp"
+
+namespace zmanager::server {
+namespace {
+
+constexpr std::string_view kRoutingPrefix{"\0unix", 5};
+
+std::string routing_of(std::uint64_t id) {
+  std::string r(kRoutingPrefix);
+  r.append(reinterpret_cast<const char*>(&id), sizeof id);
+  return r;
+}
+
+std::uint64_t id_of(std::string_view routing) {
+  std::uint64_t id;
+  std::memcpy(&id, routing.data() + kRoutingPrefix.size(), sizeof id);
+  return id;
+}
+
+// The listening socket's epoll key: connections are keyed by their id, which starts at 1.
+constexpr std::uint64_t kListenKey = 0;
+
+std::string os_reason(int error) {
+  return std::strerror(error);
+}
+
+}  // namespace
+
+bool StreamListener::is_peer(std::string_view routing) {
+  return routing.size() == kRoutingPrefix.size() + sizeof(std::uint64_t) &&
+         routing.starts_with(kRoutingPrefix);
+}
+
+StreamListener::StreamListener(const std::string& address, const wire::Limits& limits)
+    : address_(address), limits_(limits) {
+  const wire::UnixAddress where = wire::parse_unix_address(address);
+  listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) throw ConnectionError("cannot make a Unix socket: " + os_reason(errno));
+  auto fail = [&](const std::string& why) {
+    ::close(listen_fd_);
+    throw ConnectionError("cannot listen on '" + address + "': " + why);
+  };
+  if (::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&where.addr), where.length) != 0) {
+    int error = errno;
+    if (error != EADDRINUSE || where.abstract) fail(os_reason(error));
+    // A socket file is there: in use if a server answers on it, else left by one that died.
+    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    bool live = probe >= 0 &&
+                ::connect(probe, reinterpret_cast<const sockaddr*>(&where.addr), where.length) == 0;
+    if (probe >= 0) ::close(probe);
+    struct stat st {};
+    if (live) fail("another server is listening there");
+    if (::lstat(where.path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode))
+      fail("the path exists and is not a socket");
+    ::unlink(where.path.c_str());
+    if (::bind(listen_fd_, reinterpret_cast<const sockaddr*>(&where.addr), where.length) != 0)
+      fail(os_reason(errno));
+  }
+  path_ = where.path;
+  if (::listen(listen_fd_, SOMAXCONN) != 0) fail(os_reason(errno));
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kListenKey;
+  if (epoll_fd_ < 0 || ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0) {
+    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+    if (!path_.empty()) ::unlink(path_.c_str());
+    fail("epoll: " + os_reason(errno));
+  }
+}
+
+StreamListener::~StreamListener() {
+  for (auto& [id, peer] : peers_) ::close(peer->fd);
+  ::close(epoll_fd_);
+  ::close(listen_fd_);
+  if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+void StreamListener::accept_all(Events& out) {
+  while (true) {
+    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      // EAGAIN: none left. Out of descriptors (EMFILE...): the rest wait in the backlog.
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        log::warn("cannot accept a connection on ", address_, ": ", os_reason(errno));
+      return;
+    }
+    const std::uint64_t id = next_id_++;
+    auto peer = std::make_shared<Peer>(fd, routing_of(id), limits_);
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = id;
+    if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      log::warn("cannot watch a connection on ", address_, ": ", os_reason(errno));
+      ::close(fd);
+      continue;
+    }
+    std::lock_guard lock(mu_);
+    peers_.emplace(id, std::move(peer));
+    ++out.accepted;
+  }
+}
+
+void StreamListener::close_peer(std::uint64_t id, Events& out, std::string why, bool malformed) {
+  std::shared_ptr<Peer> peer;
+  {
+    std::lock_guard lock(mu_);
+    auto it = peers_.find(id);
+    if (it == peers_.end()) return;
+    peer = std::move(it->second);
+    peers_.erase(it);
+    // Closed under the lock: a sender that found the peer is done with its descriptor.
+    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, peer->fd, nullptr);
+    ::close(peer->fd);
+    peer->fd = -1;
+  }
+  out.closed.push_back({peer->routing, std::move(why), malformed});
+}
+
+void StreamListener::poll(Events& out, std::size_t max_messages) {
+  constexpr int kMostEvents = 64;
+  epoll_event events[kMostEvents];
+  int n;
+  do n = ::epoll_wait(epoll_fd_, events, kMostEvents, 0);
+  while (n < 0 && errno == EINTR);
+  for (int i = 0; i < n; ++i) {
+    const std::uint64_t id = events[i].data.u64;
+    if (id == kListenKey) {
+      accept_all(out);
+      continue;
+    }
+    std::shared_ptr<Peer> peer;
+    {
+      std::lock_guard lock(mu_);
+      auto it = peers_.find(id);
+      if (it == peers_.end()) continue;
+      peer = it->second;
+      if (events[i].events & EPOLLOUT) write(*peer);
+    }
+    if (!(events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
+    wire::StreamInput in;
+    wire::StreamReader::Status status;
+    try {
+      status = peer->reader.read_from(peer->fd, in, max_messages);
+    } catch (const std::exception& e) {
+      close_peer(id, out, std::string("sent what is not a message (") + e.what() + ")", true);
+      continue;
+    }
+    for (auto& frames : in.messages) out.messages.emplace_back(peer->routing, std::move(frames));
+    for (auto& refused : in.refused) out.refused.emplace_back(peer->routing, std::move(refused));
+    if (status == wire::StreamReader::Status::kClosed)
+      close_peer(id, out, "closed its connection", false);
+  }
+}
+
+void StreamListener::queue(const std::string& routing, wire::Frames frames) {
+  std::lock_guard lock(mu_);
+  auto it = peers_.find(id_of(routing));
+  if (it == peers_.end()) {
+    log::debug("reply to a closed local connection not sent");
+    return;
+  }
+  Peer& peer = *it->second;
+  peer.writer.push(std::move(frames));
+  if (!peer.queued) {
+    peer.queued = true;
+    dirty_.push_back(it->second);
+  }
+}
+
+void StreamListener::write_queued() {
+  std::lock_guard lock(mu_);
+  for (auto& peer : dirty_) {
+    peer->queued = false;
+    if (peer->fd >= 0) write(*peer);
+  }
+  dirty_.clear();
+}
+
+void StreamListener::write(Peer& peer) {
+  const auto status = peer.writer.write_to(peer.fd);
+  // Whatever the socket did not take waits for room: the poll step is told when there is.
+  // (A broken connection is noticed, and closed, by the poll step's read.)
+  const bool waiting = status == wire::StreamWriter::Status::kPending;
+  if (status == wire::StreamWriter::Status::kBroken) peer.writer.drop(false);
+  if (waiting == peer.waiting_for_room) return;
+  epoll_event ev{};
+  ev.events = EPOLLIN | (waiting ? EPOLLOUT : 0u);
+  ev.data.u64 = id_of(peer.routing);
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, peer.fd, &ev);
+  peer.waiting_for_room = waiting;
+}
+
+}  // namespace zmanager::server

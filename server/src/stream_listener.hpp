@@ -1,0 +1,84 @@
+// The server end of the same-host transport (docs/protocol.md, "1.1 Same-host stream"): a Unix
+// socket whose connections the server's own poll step reads, beside its ZeroMQ socket. A call
+// then costs two thread wake-ups (client, server) where ZeroMQ's I/O threads add four.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "zmanager/wire/stream.hpp"
+
+namespace zmanager::server {
+
+class StreamListener {
+ public:
+  /// Listens on a unix:// address; a socket file left by a server that is gone is replaced.
+  /// ConnectionError when the address is in use or cannot be bound.
+  StreamListener(const std::string& address, const wire::Limits& limits);
+  ~StreamListener();  // closes every connection; removes the socket file
+  StreamListener(const StreamListener&) = delete;
+  StreamListener& operator=(const StreamListener&) = delete;
+
+  const std::string& address() const { return address_; }
+  /// Readable when a connection, a message or room to write is waiting (an epoll descriptor).
+  int fd() const { return epoll_fd_; }
+  /// Whether a routing id names a connection of this transport. They never collide with
+  /// ZeroMQ's: those that ZeroMQ makes are 5 bytes, and a peer cannot choose one starting
+  /// with a zero byte.
+  static bool is_peer(std::string_view routing);
+
+  struct Events {
+    std::vector<std::pair<std::string, wire::Frames>> messages;
+    std::vector<std::pair<std::string, wire::StreamInput::Refused>> refused;
+    struct Closed {
+      std::string routing;
+      std::string why;
+      bool malformed;  // it sent what is not a message
+    };
+    std::vector<Closed> closed;
+    std::size_t accepted = 0;
+  };
+  /// The polling thread only: accepts connections, reads what arrived (about `max_messages`
+  /// at most), and writes what waited for room.
+  void poll(Events& out, std::size_t max_messages);
+
+  /// Any thread: queues a message for a connection (dropped if it is gone) ...
+  void queue(const std::string& routing, wire::Frames frames);
+  /// ... and writes what was queued, to every connection that has some.
+  void write_queued();
+
+ private:
+  struct Peer {
+    int fd;
+    std::string routing;
+    wire::StreamReader reader;      // the polling thread only
+    wire::StreamWriter writer;      // under mu_
+    bool waiting_for_room = false;  // under mu_: EPOLLOUT is asked for
+    bool queued = false;            // under mu_: in dirty_
+    Peer(int fd, std::string routing, const wire::Limits& limits)
+        : fd(fd), routing(std::move(routing)), reader(limits) {}
+  };
+  void accept_all(Events& out);
+  /// With mu_ held.
+  void write(Peer& peer);
+  void close_peer(std::uint64_t id, Events& out, std::string why, bool malformed);
+
+  std::string address_;
+  std::string path_;  // the socket file to remove (empty when abstract)
+  const wire::Limits& limits_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  std::uint64_t next_id_ = 1;
+
+  std::mutex mu_;
+  std::unordered_map<std::uint64_t, std::shared_ptr<Peer>> peers_;  // by the id in its routing
+  std::vector<std::shared_ptr<Peer>> dirty_;                        // have queued messages
+};
+
+}  // namespace zmanager::server

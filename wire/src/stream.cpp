@@ -1,0 +1,304 @@
+#include "zmanager/wire/stream.hpp"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+
+#include "zmanager/errors.hpp"
+
+namespace zmanager::wire {
+
+static_assert(std::endian::native == std::endian::little,
+              "the stream header is written in the host's byte order, little-endian here");
+
+namespace {
+
+constexpr std::size_t kHeaderBytes = 16;
+constexpr std::size_t kLengthBytes = 8;
+
+std::uint64_t load_u64(const void* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+std::uint32_t load_u32(const void* p) {
+  std::uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+bool is_unix_address(std::string_view address) {
+  return address.starts_with(kUnixScheme);
+}
+
+UnixAddress parse_unix_address(std::string_view address) {
+  if (!is_unix_address(address))
+    throw ValueError("'" + std::string(address) + "' is not a unix:// address");
+  std::string_view rest = address.substr(kUnixScheme.size());
+  UnixAddress out;
+  out.addr.sun_family = AF_UNIX;
+  if (rest.starts_with('@')) {  // abstract: sun_path starts with a NUL byte, and is not a file
+    out.abstract = true;
+    rest.remove_prefix(1);
+    if (rest.empty() || rest.size() + 1 > sizeof out.addr.sun_path)
+      throw ValueError("'" + std::string(address) + "': an abstract name of 1 to " +
+                       std::to_string(sizeof out.addr.sun_path - 1) + " bytes is needed");
+    std::memcpy(out.addr.sun_path + 1, rest.data(), rest.size());
+    out.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + rest.size());
+    return out;
+  }
+  if (!rest.starts_with('/') || rest.size() < 2 || rest.find('\0') != std::string_view::npos)
+    throw ValueError("'" + std::string(address) +
+                     "': expected unix:///absolute/path or unix://@abstract-name");
+  if (rest.size() + 1 > sizeof out.addr.sun_path)
+    throw ValueError("'" + std::string(address) + "': a socket path holds at most " +
+                     std::to_string(sizeof out.addr.sun_path - 1) + " bytes");
+  out.path = std::string(rest);
+  std::memcpy(out.addr.sun_path, rest.data(), rest.size());
+  out.length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + rest.size() + 1);
+  return out;
+}
+
+// ---- reading ----
+
+void StreamReader::begin_frame(std::uint64_t size) {
+  frame_size_ = size;
+  filled_ = 0;
+  part_ = Part::kFrame;
+  if (refusing_.empty()) frames_.emplace_back(static_cast<std::size_t>(size));
+}
+
+void StreamReader::take(const char* data, std::size_t size) {
+  if (refusing_.empty()) {
+    std::memcpy(static_cast<char*>(frames_.back().data()) + filled_, data, size);
+  } else if (frames_.empty() && filled_ < peek_.size()) {  // the body of a refused message
+    std::memcpy(peek_.data() + filled_, data,
+                std::min<std::size_t>(size, peek_.size() - static_cast<std::size_t>(filled_)));
+  }
+  filled_ += size;
+}
+
+void StreamReader::end_frame(StreamInput& in) {
+  if (blobs_left_ > 0) {
+    part_ = Part::kBlobLength;
+    if (!refusing_.empty() && frames_.empty()) frames_.emplace_back();  // marks: body done
+    return;
+  }
+  part_ = Part::kHeader;
+  if (refusing_.empty()) {
+    in.messages.push_back(std::move(frames_));
+  } else {
+    zmq::message_t body(peek_.data(), peek_size_);
+    in.refused.push_back({peek_request_id(body), std::move(refusing_)});
+    refusing_.clear();
+  }
+  frames_ = Frames();
+}
+
+void StreamReader::parse(StreamInput& in) {
+  while (true) {
+    const std::size_t avail = end_ - begin_;
+    const char* at = buffer_.data() + begin_;
+    switch (part_) {
+      case Part::kHeader: {
+        if (avail < kHeaderBytes) return;
+        const std::uint64_t body = load_u64(at);
+        const std::uint32_t blobs = load_u32(at + 8);
+        if (load_u32(at + 12) != 0) throw ProtocolError("not a zmanager stream message header");
+        begin_ += kHeaderBytes;
+        blobs_left_ = blobs;
+        message_bytes_ = body;
+        frames_ = Frames();
+        peek_.fill(0);
+        // Read past, not kept: the stream stays in step and the caller is told.
+        if (body > limits_.max_body_bytes)
+          refusing_ = "message body of " + std::to_string(body) + " bytes (limit " +
+                      std::to_string(limits_.max_body_bytes) + ")";
+        else if (std::uint64_t{blobs} + 1 > limits_.max_frames)
+          refusing_ = "message of " + std::to_string(std::uint64_t{blobs} + 1) + " frames (limit " +
+                      std::to_string(limits_.max_frames) + ")";
+        else if (body > limits_.max_message_bytes)
+          refusing_ = "message of " + std::to_string(body) + " bytes (limit " +
+                      std::to_string(limits_.max_message_bytes) + ")";
+        if (refusing_.empty()) frames_.reserve(1 + blobs);
+        peek_size_ = static_cast<std::size_t>(std::min<std::uint64_t>(body, peek_.size()));
+        begin_frame(body);
+        break;
+      }
+      case Part::kFrame: {
+        const std::uint64_t need = frame_size_ - filled_;
+        const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(need, avail));
+        take(at, n);
+        begin_ += n;
+        if (filled_ < frame_size_) return;
+        end_frame(in);
+        break;
+      }
+      case Part::kBlobLength: {
+        if (avail < kLengthBytes) return;
+        const std::uint64_t size = load_u64(at);
+        begin_ += kLengthBytes;
+        --blobs_left_;
+        message_bytes_ += size;
+        if (refusing_.empty() && message_bytes_ > limits_.max_message_bytes) {
+          refusing_ = "message of more than " + std::to_string(limits_.max_message_bytes) +
+                      " bytes (limit)";
+          // The body read so far is peeked at, the rest of what was kept dropped.
+          const auto& body = frames_.front();
+          std::memcpy(peek_.data(), body.data(), std::min(peek_.size(), body.size()));
+          peek_size_ = std::min(body.size(), peek_.size());
+          frames_ = Frames();
+          frames_.emplace_back();
+        }
+        begin_frame(size);
+        break;
+      }
+    }
+  }
+}
+
+void StreamReader::feed(const char* data, std::size_t size, StreamInput& in) {
+  while (size > 0) {
+    if (begin_ == end_) begin_ = end_ = 0;
+    const std::size_t n = std::min(size, buffer_.size() - end_);
+    std::memcpy(buffer_.data() + end_, data, n);
+    end_ += n;
+    data += n;
+    size -= n;
+    parse(in);
+    if (begin_ > 0) {  // keep the unparsed rest at the front
+      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+  }
+}
+
+StreamReader::Status StreamReader::read_from(int fd, StreamInput& in, std::size_t max_messages) {
+  while (in.count() < max_messages) {
+    // The rest of a large frame goes straight into it, not through the buffer.
+    if (part_ == Part::kFrame && begin_ == end_ && refusing_.empty() &&
+        frame_size_ - filled_ >= buffer_.size() / 2) {
+      char* into = static_cast<char*>(frames_.back().data()) + filled_;
+      const ssize_t n = ::read(fd, into, static_cast<std::size_t>(frame_size_ - filled_));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status::kOpen;
+      if (n <= 0) return Status::kClosed;
+      filled_ += static_cast<std::uint64_t>(n);
+      if (filled_ == frame_size_) end_frame(in);
+      continue;
+    }
+    if (begin_ == end_) {
+      begin_ = end_ = 0;
+    } else if (begin_ > 0 && end_ - begin_ < kHeaderBytes + kLengthBytes) {
+      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+    }
+    const std::size_t space = buffer_.size() - end_;
+    if (space < kHeaderBytes + kLengthBytes) {  // a long run of small pieces: make room
+      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+      end_ -= begin_;
+      begin_ = 0;
+      continue;
+    }
+    const ssize_t n = ::read(fd, buffer_.data() + end_, space);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Status::kOpen;
+    if (n <= 0) return Status::kClosed;
+    end_ += static_cast<std::size_t>(n);
+    parse(in);
+    // A read that did not fill the buffer emptied the socket: asking again would only say so.
+    if (static_cast<std::size_t>(n) < space) return Status::kOpen;
+  }
+  return Status::kOpen;
+}
+
+// ---- writing ----
+
+void StreamWriter::push(Frames frames) {
+  Queued q;
+  const std::uint64_t body = frames.empty() ? 0 : frames.front().size();
+  const std::uint32_t blobs = frames.empty() ? 0 : static_cast<std::uint32_t>(frames.size() - 1);
+  std::memcpy(q.header.data(), &body, 8);
+  std::memcpy(q.header.data() + 8, &blobs, 4);
+  std::memset(q.header.data() + 12, 0, 4);
+  q.total = kHeaderBytes + body;
+  q.blob_lengths.resize(blobs);
+  for (std::uint32_t i = 0; i < blobs; ++i) {
+    const std::uint64_t size = frames[i + 1].size();
+    std::memcpy(q.blob_lengths[i].data(), &size, 8);
+    q.total += kLengthBytes + size;
+  }
+  if (frames.empty()) frames.emplace_back();
+  q.frames = std::move(frames);
+  queue_.push_back(std::move(q));
+}
+
+StreamWriter::Status StreamWriter::write_to(int fd) {
+  // Many small messages leave in one system call; a large one in as few as the socket takes.
+  constexpr std::size_t kMostPieces = 256;
+  std::array<iovec, kMostPieces> pieces;
+  while (!queue_.empty()) {
+    std::size_t count = 0;
+    for (auto& q : queue_) {
+      if (count + 2 + 2 * q.blob_lengths.size() > kMostPieces && count > 0) break;
+      std::size_t skip = q.written;
+      auto add = [&](const void* data, std::size_t size) {
+        if (skip >= size) {
+          skip -= size;
+          return;
+        }
+        if (count == kMostPieces) return;
+        pieces[count++] = {const_cast<char*>(static_cast<const char*>(data)) + skip, size - skip};
+        skip = 0;
+      };
+      add(q.header.data(), q.header.size());
+      add(q.frames.front().data(), q.frames.front().size());
+      for (std::size_t i = 0; i < q.blob_lengths.size(); ++i) {
+        add(q.blob_lengths[i].data(), kLengthBytes);
+        add(q.frames[i + 1].data(), q.frames[i + 1].size());
+      }
+      if (count == kMostPieces) break;
+    }
+    msghdr msg{};
+    msg.msg_iov = pieces.data();
+    msg.msg_iovlen = count;
+    // MSG_NOSIGNAL: a peer gone is an error here, not a SIGPIPE that ends the process.
+    const ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Status::kPending;
+      return Status::kBroken;
+    }
+    std::size_t sent = static_cast<std::size_t>(n);
+    while (sent > 0) {
+      auto& q = queue_.front();
+      const std::size_t left = q.total - q.written;
+      if (sent < left) {
+        q.written += sent;
+        break;
+      }
+      sent -= left;
+      queue_.pop_front();
+    }
+  }
+  return Status::kDone;
+}
+
+void StreamWriter::drop(bool keep_whole) {
+  if (!keep_whole) {
+    queue_.clear();
+    return;
+  }
+  if (!queue_.empty() && queue_.front().written > 0) queue_.pop_front();
+}
+
+}  // namespace zmanager::wire
