@@ -25,6 +25,8 @@ def programs(build_dir):
     bench = os.path.join(build_dir, "bench")
     return {
         "zmanager": [os.path.join(bench, "bench_zmanager")],
+        # The same program, its clients on the server's same-host transport (unix://).
+        "zmanager_local": [os.path.join(bench, "bench_zmanager"), "--transport", "unix"],
         "python": [PYTHON, os.path.join(HERE, "python_bench.py")],
         "zmq": [os.path.join(bench, "bench_zmq_floor")],
         "unix": [os.path.join(bench, "bench_unix_floor")],
@@ -35,21 +37,21 @@ def programs(build_dir):
 # Runs: (key, scenario, extra arguments, implementations, heavy). A heavy run is slow for some
 # implementation (a million dict entries, a thousand Python threads) and is repeated less.
 RUNS = [
-    ("sync_add", "sync_add", [], ["zmanager", "python", "zmq", "unix"], False),
-    ("pipelined_add_w64", "pipelined_add", ["--window", "64"], ["zmanager", "python", "zmq", "unix"], False),
-    ("pipelined_add_w256", "pipelined_add", ["--window", "256"], ["zmanager", "zmq", "unix"], False),
-    ("dict_set", "dict_set", [], ["zmanager", "python", "zmq"], False),
-    ("dict_get", "dict_get", [], ["zmanager", "python", "zmq"], False),
-    ("queue_64B", "queue_64B", [], ["zmanager", "python"], False),
+    ("sync_add", "sync_add", [], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
+    ("pipelined_add_w64", "pipelined_add", ["--window", "64"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
+    ("pipelined_add_w256", "pipelined_add", ["--window", "256"], ["zmanager", "zmanager_local", "zmq", "unix"], False),
+    ("dict_set", "dict_set", [], ["zmanager", "zmanager_local", "python", "zmq"], False),
+    ("dict_get", "dict_get", [], ["zmanager", "zmanager_local", "python", "zmq"], False),
+    ("queue_64B", "queue_64B", [], ["zmanager", "zmanager_local", "python"], False),
     # A producer and consumer that keep 64 puts and gets in flight: what zmanager's pipelining
     # is for (Python's proxies cannot).
-    ("queue_64B_w64", "queue_64B", ["--window", "64"], ["zmanager"], False),
-    ("lock_pair", "lock_pair", [], ["zmanager", "python", "zmq"], False),
-    ("clients2_sync_add", "clients_sync_add", ["--clients", "2"], ["zmanager", "python", "zmq", "unix"], False),
-    ("clients4_sync_add", "clients_sync_add", ["--clients", "4"], ["zmanager", "python", "zmq", "unix"], False),
-    ("clients8_sync_add", "clients_sync_add", ["--clients", "8"], ["zmanager", "python", "zmq", "unix"], False),
-    ("clients8_window16_add", "clients_window_add", ["--clients", "8", "--window", "16"], ["zmanager", "zmq"], False),
-    ("queue_1MiB", "queue_1MiB", [], ["zmanager", "python"], False),
+    ("queue_64B_w64", "queue_64B", ["--window", "64"], ["zmanager", "zmanager_local"], False),
+    ("lock_pair", "lock_pair", [], ["zmanager", "zmanager_local", "python", "zmq"], False),
+    ("clients2_sync_add", "clients_sync_add", ["--clients", "2"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
+    ("clients4_sync_add", "clients_sync_add", ["--clients", "4"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
+    ("clients8_sync_add", "clients_sync_add", ["--clients", "8"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
+    ("clients8_window16_add", "clients_window_add", ["--clients", "8", "--window", "16"], ["zmanager", "zmanager_local", "zmq"], False),
+    ("queue_1MiB", "queue_1MiB", [], ["zmanager", "zmanager_local", "python"], False),
     ("parked_waiters", "parked_waiters", [], ["zmanager", "python"], True),
     # At 1,000 waiters the per-waiter figure is within the allocator's granularity (it swings
     # 0.4-4.9 KiB between identical runs); 10,000 gives a stable one (Python would need 10,000
@@ -63,8 +65,9 @@ RUNS = [
     ("frames_4k_queue", "frames_4k_queue", [], ["zmanager", "python"], True),
 ]
 
-# The targets: (label, key, impl, baseline key, baseline impl, comparison, bound, field).
-# "ge": zmanager/baseline >= bound; "le": <= bound. field: which number of the result.
+# The targets: (label, key, baseline impl, baseline key, comparison, bound, field).
+# "ge": zmanager/baseline >= bound; "le": <= bound. field: which number of the result. A key
+# "run:impl" measures that implementation instead of zmanager (zmanager_local: unix://).
 TARGETS = [
     ("sync add, 1 client", "sync_add", "zmq", "sync_add", "ge", 0.85, "value"),
     ("sync add vs Python (reported)", "sync_add", "python", "sync_add", None, None, "value"),
@@ -89,6 +92,17 @@ TARGETS = [
     ("4K frames through shared memory vs one thread's memcpy", "frames_4k", "memcpy", "frames_4k", "ge", 0.8, "value"),
     ("4K frames through shared memory vs Python's managed queue (reported)", "frames_4k", "python", "frames_4k_queue", None, None, "value"),
     ("4K frames through a managed queue vs Python's (reported)", "frames_4k_queue", "python", "frames_4k_queue", None, None, "value"),
+    # The same-host transport: a client on the server's host, over unix:// instead of ZeroMQ.
+    ("unix:// sync add vs Python", "sync_add:zmanager_local", "python", "sync_add", "ge", 2, "value"),
+    ("unix:// sync add vs the Unix-socket floor", "sync_add:zmanager_local", "unix", "sync_add", "ge", 0.5, "value"),
+    ("unix:// sync add vs zmanager over ZeroMQ (reported)", "sync_add:zmanager_local", "zmanager", "sync_add", None, None, "value"),
+    ("unix:// pipelined add, 256 in flight, vs the Unix-socket floor (reported)", "pipelined_add_w256:zmanager_local", "unix", "pipelined_add_w256", None, None, "value"),
+    ("unix:// dict get vs Python (reported)", "dict_get:zmanager_local", "python", "dict_get", None, None, "value"),
+    ("unix:// lock acquire+release vs Python (reported)", "lock_pair:zmanager_local", "python", "lock_pair", None, None, "value"),
+    ("unix:// 8 clients sync add vs the Unix-socket floor, 8 clients (reported)", "clients8_sync_add:zmanager_local", "unix", "clients8_sync_add", None, None, "value"),
+    ("unix:// 8 clients sync add vs Python, 8 processes (reported)", "clients8_sync_add:zmanager_local", "python", "clients8_sync_add", None, None, "value"),
+    ("unix:// queue put→get, 64 B, 64 in flight, vs Python", "queue_64B_w64:zmanager_local", "python", "queue_64B", "ge", 10, "value"),
+    ("unix:// 1 MiB items through a queue vs Python", "queue_1MiB:zmanager_local", "python", "queue_1MiB", "ge", 3, "value"),
 ]
 
 
@@ -143,7 +157,7 @@ def main():
                 r = run_one(progs[impl], scenario, extra, args.seconds, 120 if heavy else 60)
                 results.setdefault((key, impl), []).append(r)
                 status = r.get("error") or ("unsupported" if r.get("unsupported") else fmt(r.get("value")))
-                print(f"  rep {rep + 1}/{args.reps} {key:24} {impl:9} {status}", file=sys.stderr, flush=True)
+                print(f"  rep {rep + 1}/{args.reps} {key:24} {impl:14} {status}", file=sys.stderr, flush=True)
 
     def values(key, impl, field="value"):
         return [r[field] for r in results.get((key, impl), []) if field in r and "error" not in r]
@@ -157,7 +171,7 @@ def main():
         return (min(v), max(v)) if v else None
 
     # The raw table: every run, every implementation.
-    impls_all = ["zmanager", "python", "zmq", "unix"]
+    impls_all = ["zmanager", "zmanager_local", "python", "zmq", "unix"]
     raw = ["| run | unit | " + " | ".join(impls_all) + " |", "|---|---|" + "---:|" * len(impls_all)]
     for key, scenario, extra, impls, heavy in runs:
         unit = next((r.get("unit") for rs in (results.get((key, i), []) for i in impls) for r in rs if r.get("unit")), "")
@@ -175,7 +189,8 @@ def main():
     # The targets: ratio of zmanager to its baseline, met or not.
     tgt = ["| target | zmanager | baseline | ratio | wanted | met |", "|---|---:|---:|---:|---:|:---:|"]
     for label, key, bimpl, bkey, cmp, bound, field in TARGETS:
-        z = median(key, "zmanager", field)
+        key, _, zimpl = key.partition(":")
+        z = median(key, zimpl or "zmanager", field)
         if bimpl:
             b = median(bkey, bimpl, field)
             ratio = z / b if z is not None and b else None
@@ -227,7 +242,8 @@ def draw_chart(path, median):
     except ImportError:
         return "matplotlib is not installed (scripts/setup --bench installs python3-matplotlib)"
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for impl, style in (("zmanager", "o-"), ("python", "s--"), ("zmq", "^-."), ("unix", "d:")):
+    for impl, style in (("zmanager", "o-"), ("zmanager_local", "o-"), ("python", "s--"), ("zmq", "^-."),
+                        ("unix", "d:")):
         xs, ys = [], []
         for window, key in ((1, "sync_add"), (64, "pipelined_add_w64"), (256, "pipelined_add_w256")):
             v = median(key, impl)

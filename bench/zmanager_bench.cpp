@@ -64,6 +64,7 @@ using Clock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 
 constexpr const char* kImpl = "zmanager";
+constexpr const char* kLocalImpl = "zmanager_local";  // --transport unix
 constexpr const char* kBoard = "board";
 constexpr std::chrono::milliseconds kWarmup{200};
 // Anything that should take milliseconds (a process starting and connecting, a call completing)
@@ -92,6 +93,9 @@ struct Args {
   std::string address;
   std::int64_t id = 0;
   std::int64_t bytes = 0;
+  // "zmq": clients connect through ZeroMQ (tcp://127.0.0.1); "unix": through the server's
+  // same-host transport (ServerOptions::local_address).
+  std::string transport = "zmq";
 };
 
 std::int64_t parse_int(const std::string& s, std::int64_t lo, std::int64_t hi, const char* what) {
@@ -124,6 +128,10 @@ Args parse(int argc, char** argv) {
       a.items = parse_int(value, 1, 10'000'000, "--items");
     } else if (opt == "--child") {
       a.child = value;
+    } else if (opt == "--transport") {
+      if (value != "zmq" && value != "unix")
+        throw std::invalid_argument("--transport must be zmq or unix");
+      a.transport = value;
     } else if (opt == "--address") {
       a.address = value;
     } else if (opt == "--id") {
@@ -261,13 +269,17 @@ struct ServerProcess {
   std::string address;
 };
 
-int serve(const std::string& authkey, int address_fd) {
+int serve(const std::string& authkey, int address_fd, const std::string& transport) {
   try {
-    zmanager::SyncManager manager({.address = "tcp://127.0.0.1:0", .authkey = authkey});
+    // Abstract (no file to remove), named after this process so that runs never collide.
+    std::string local;
+    if (transport == "unix") local = "unix://@zmanager-bench-" + std::to_string(::getpid());
+    zmanager::SyncManager manager(
+        {.address = "tcp://127.0.0.1:0", .local_address = local, .authkey = authkey});
     manager.register_type<Maths>("Maths");
     manager.register_shared_dict(kBoard);
     zmanager::Server& server = manager.get_server();
-    write_all(address_fd, server.address() + "\n");
+    write_all(address_fd, (local.empty() ? server.address() : local) + "\n");
     ::close(address_fd);
     server.serve_forever();  // until SIGTERM from the parent
     return 0;
@@ -278,7 +290,7 @@ int serve(const std::string& authkey, int address_fd) {
 }
 
 /// Forks the server. Must run before this process has any thread.
-ServerProcess start_server(const std::string& authkey) {
+ServerProcess start_server(const std::string& authkey, const std::string& transport) {
   int fds[2];
   check(::pipe2(fds, O_CLOEXEC) == 0, std::string("pipe2: ") + std::strerror(errno));
   pid_t parent = ::getpid();
@@ -289,7 +301,7 @@ ServerProcess start_server(const std::string& authkey) {
     // A server whose benchmark died would serve nobody forever.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(1);
-    std::exit(serve(authkey, fds[1]));
+    std::exit(serve(authkey, fds[1], transport));
   }
   ::close(fds[1]);
   ServerProcess server{Child(pid), {}};
@@ -1111,7 +1123,7 @@ int bench_main(const Args& args) {
 
   std::string authkey = random_key();
   // First, while this process has no thread.
-  ServerProcess server = start_server(authkey);
+  ServerProcess server = start_server(authkey, args.transport);
   Json result;
   {
     zmanager::SyncManager m({.address = server.address, .authkey = authkey});
@@ -1120,7 +1132,9 @@ int bench_main(const Args& args) {
     result = run_scenario(c);
   }  // disconnected before the server stops
   Json line;
-  line.str("impl", kImpl).str("scenario", args.scenario).append(result);
+  line.str("impl", args.transport == "unix" ? kLocalImpl : kImpl)
+      .str("scenario", args.scenario)
+      .append(result);
   std::cout << line.line() << std::endl;
   // After the line: a server that fails to stop cleanly (a crash, a sanitizer report at exit)
   // is reported and fails the run, but does not hide what was measured.
@@ -1137,7 +1151,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "bench_zmanager: " << e.what()
               << "\nusage: bench_zmanager --scenario NAME [--seconds S] [--window W]"
-                 " [--clients N] [--items K]\n";
+                 " [--clients N] [--items K] [--transport zmq|unix]\n";
     return 2;
   }
   if (!args.child.empty()) return child_main(args);
