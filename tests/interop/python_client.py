@@ -1,19 +1,23 @@
 """A zmanager client in Python, written from docs/protocol.md alone (Debian's python3-zmq and
 python3-msgpack). It proves the protocol is language-neutral: handshake, calls, errors, large
-bytes in blob frames, object references passed and returned, and reference release.
+bytes in blob frames, object references passed and returned, and reference release, over either
+transport: ZeroMQ (section 1) or the same-host length-framed stream (section 1.1, unix://).
 
 Usage: python_client.py ADDRESS AUTHKEY   (against zmanager_test_server)"""
 import hashlib
 import hmac
 import os
+import socket
 import struct
 import sys
+import time
 
 import msgpack
 import zmq
 
 HELLO, CHALLENGE, AUTH, WELCOME, CALL, REPLY, ERROR, PING, PONG, BYE = range(1, 11)
 EXT_BLOB, EXT_REF = 1, 2
+RECV_TIMEOUT_S = 10
 
 
 class RemoteError(Exception):
@@ -27,12 +31,85 @@ class Ref:
         self.object_id, self.typeid = object_id, typeid
 
 
-class Client:
-    def __init__(self, address, key):
+# The transport layer: send(frames) and recv() -> frames, where frames[0] is the body and
+# frames[1:] the blob frames (section 1); close().
+
+class ZmqTransport:
+    """Section 1: one DEALER socket; a message is one multipart message."""
+
+    def __init__(self, address):
         self.sock = zmq.Context.instance().socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 200)
-        self.sock.setsockopt(zmq.RCVTIMEO, 10000)
+        self.sock.setsockopt(zmq.RCVTIMEO, RECV_TIMEOUT_S * 1000)
         self.sock.connect(address)
+
+    def send(self, frames):
+        self.sock.send_multipart(frames)
+
+    def recv(self):
+        return self.sock.recv_multipart(copy=True)
+
+    def close(self):
+        self.sock.close()
+
+
+# Section 1.1: 16-byte header (body length uint64 LE, blob count uint32 LE, reserved uint32 zero),
+# then the body, then per blob frame its length (uint64 LE) and its bytes.
+STREAM_HEADER = struct.Struct("<QII")
+BLOB_LENGTH = struct.Struct("<Q")
+
+
+def unix_socket_address(address):
+    """unix:///path names a socket file; unix://@name the abstract name NUL + name."""
+    rest = address[len("unix://"):]
+    return "\0" + rest[1:] if rest.startswith("@") else rest
+
+
+class StreamTransport:
+    """Section 1.1: one Unix stream connection is one peer."""
+
+    def __init__(self, address):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(RECV_TIMEOUT_S)
+        self.sock.connect(unix_socket_address(address))
+
+    def send(self, frames):
+        body, blobs = frames[0], frames[1:]
+        parts = [STREAM_HEADER.pack(len(body), len(blobs), 0), body]
+        for blob in blobs:
+            parts += [BLOB_LENGTH.pack(len(blob)), blob]
+        self.sock.sendall(b"".join(parts))
+
+    def _read_exact(self, n):
+        data = bytearray()
+        while len(data) < n:
+            chunk = self.sock.recv(min(n - len(data), 1 << 20))
+            if not chunk:
+                raise ConnectionError("the server closed the connection")
+            data += chunk
+        return bytes(data)
+
+    def recv(self):
+        body_length, blob_count, reserved = STREAM_HEADER.unpack(self._read_exact(STREAM_HEADER.size))
+        if reserved != 0:
+            raise ConnectionError(f"malformed stream: reserved header field is {reserved}")
+        frames = [self._read_exact(body_length)]
+        for _ in range(blob_count):
+            (length,) = BLOB_LENGTH.unpack(self._read_exact(BLOB_LENGTH.size))
+            frames.append(self._read_exact(length))
+        return frames
+
+    def close(self):
+        self.sock.close()
+
+
+def connect_transport(address):
+    return StreamTransport(address) if address.startswith("unix://") else ZmqTransport(address)
+
+
+class Client:
+    def __init__(self, address, key):
+        self.transport = connect_transport(address)
         self.next_id = 1
         key = key.encode()
         cnonce = os.urandom(32)
@@ -48,10 +125,10 @@ class Client:
         self.session, self.heartbeat_ms, self.ttl_ms = welcome[1:4]
 
     def _send(self, body, blobs=()):
-        self.sock.send_multipart([msgpack.packb(body, use_bin_type=True), *blobs])
+        self.transport.send([msgpack.packb(body, use_bin_type=True), *blobs])
 
     def _recv(self):
-        frames = self.sock.recv_multipart(copy=True)
+        frames = self.transport.recv()
         blobs = frames[1:]
 
         def ext_hook(code, data):
@@ -92,7 +169,7 @@ class Client:
 
     def close(self):
         self._send([BYE])
-        self.sock.close()
+        self.transport.close()
 
 
 def expect_error(kind_type, fn, *args):
@@ -102,6 +179,39 @@ def expect_error(kind_type, fn, *args):
         assert e.error["type"] == kind_type, e.error
         return e.error
     raise AssertionError(f"no {kind_type}")
+
+
+def check_stream_connection(address, key, c):
+    """Section 1.1's own promises: closing a connection ends its session at once, and a header
+    whose reserved field is not zero makes the server close the connection."""
+    def wait_until(predicate, what, timeout_s=5.0):
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting until {what}")
+            time.sleep(0.02)
+
+    before = c.call(0, "stats")
+    other = Client(address, key)
+    other.call(0, "create", "Counter", [0])  # held only by the other session
+    assert c.call(0, "stats")["sessions"] == before["sessions"] + 1
+    other.transport.close()  # no BYE: the close alone must end the session
+    wait_until(lambda: c.call(0, "stats")["sessions"] == before["sessions"], "the closed session ended")
+    # (The test server also shares a Counter of its own, so count rather than look for the type.)
+    wait_until(lambda: c.call(0, "stats")["destroyed"] == before["destroyed"] + 1,
+               "the closed session's object was destroyed")
+    after = c.call(0, "stats")
+    assert after["objects_by_type"] == before["objects_by_type"], (before, after)
+
+    raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    raw.settimeout(RECV_TIMEOUT_S)
+    raw.connect(unix_socket_address(address))
+    raw.sendall(STREAM_HEADER.pack(0, 0, 1))
+    try:
+        assert raw.recv(1) == b"", "the server answered a malformed header"
+    except ConnectionResetError:
+        pass
+    raw.close()
 
 
 def main():
@@ -166,8 +276,10 @@ def main():
     c.call(lock.object_id, "release", 1)
     for ref in (d, q, inner, lock):
         c.release(ref)
+    if address.startswith("unix://"):
+        check_stream_connection(address, key, c)
     c.close()
-    print("python client: ok")
+    print(f"python client: ok ({address.split(':', 1)[0]})")
 
 
 if __name__ == "__main__":
