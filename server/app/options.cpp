@@ -8,6 +8,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "zmanager/wire/stream.hpp"
+
 namespace zmanager::server_app {
 namespace {
 
@@ -26,6 +28,11 @@ constexpr Option kOptions[] = {
     {"--bind", "ZMANAGER_BIND", "ADDR",
      "Where to listen (default tcp://0.0.0.0:50000). Port 0 picks a free port; the first line\n"
      "the server prints is the address it listens on, port resolved."},
+    {"--local-address", "ZMANAGER_LOCAL_ADDRESS", "ADDR",
+     "Also listen on a Unix socket for clients on this host, which connect with this same\n"
+     "address and skip ZeroMQ: unix:///path/to.sock or unix://@name (abstract, no file).\n"
+     "The first line printed stays the --bind address; --log-level info logs this one.\n"
+     "Not with a unix:// --bind, which listens only there already."},
     {"--authkey-file", "ZMANAGER_AUTHKEY_FILE", "FILE",
      "The shared secret clients authenticate with, read from FILE (a trailing newline is\n"
      "dropped). An authkey is required: this, --authkey or their variables."},
@@ -186,6 +193,26 @@ std::string bind_address(const Given* given) {
   return given->value();
 }
 
+// The same-host address, checked here so that a bad one is a usage error naming its flag.
+std::string local_address(const Given* given, const Given* bind) {
+  if (!given) return {};
+  const std::string& address = given->value();
+  if (address.empty()) throw UsageError(given->origin + " is empty");
+  if (!wire::is_unix_address(address))
+    throw UsageError(given->origin + ": not a unix:// address: '" + address +
+                     "' (unix:///path/to.sock or unix://@name)");
+  try {
+    wire::parse_unix_address(address);
+  } catch (const ValueError& e) {
+    throw UsageError(given->origin + ": " + e.what());
+  }
+  if (bind && wire::is_unix_address(bind->value()))
+    throw UsageError(given->origin + " and " + bind->origin +
+                     " are both unix:// addresses: a unix:// " + bind->origin +
+                     " is the only place the server listens; keep one");
+  return address;
+}
+
 std::vector<std::string> plugin_paths(const Given* given) {
   if (!given) return {};
   for (const auto& path : given->values)
@@ -204,7 +231,9 @@ Config parse_config(const std::vector<std::string>& args, const Environment& env
                      ": CurveZMQ encryption is not implemented in zmanager yet; refusing to "
                      "start rather than serve unencrypted");
   Config config;
-  config.manager.address = bind_address(pick(flags, variables, "--bind"));
+  const Given* bind = pick(flags, variables, "--bind");
+  config.manager.address = bind_address(bind);
+  config.manager.local_address = local_address(pick(flags, variables, "--local-address"), bind);
   config.manager.authkey = authkey(flags, variables);
   if (const Given* ttl = pick(flags, variables, "--session-ttl"))
     config.manager.session_ttl = positive_duration(*ttl);
@@ -218,7 +247,8 @@ Config parse_config(const std::vector<std::string>& args, const Environment& env
 
 std::string usage() {
   std::ostringstream out;
-  out << "Usage: zmanager-server [--bind ADDR] (--authkey-file FILE | --authkey KEY)\n"
+  out << "Usage: zmanager-server [--bind ADDR] [--local-address ADDR]\n"
+         "                       (--authkey-file FILE | --authkey KEY)\n"
          "                       [--plugin PATH]... [--session-ttl DURATION] [--heartbeat "
          "DURATION]\n"
          "                       [--log-level LEVEL]\n"

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "options.hpp"
@@ -34,6 +35,9 @@ class Program {
       log::info("plugin '", plugin.path(), "' registered");
     }
     server_ = &manager_.get_server();  // binds: an address it cannot use fails here
+    // On stderr: stdout's first line stays the address of --bind, which scripts read.
+    if (std::string local = server_->local_address(); !local.empty())
+      log::info("also listening on ", local, " for clients on this host");
     log::info("types served: ", describe_types(manager_.registry()));
   }
 

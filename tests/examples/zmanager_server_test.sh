@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The zmanager-server program: the maths client against it with the maths plugin, the built-in
-# types, --help, the refusals of bad configuration, the environment variables, and both ways of
-# stopping it.
+# types, --help, the refusals of bad configuration, the environment variables, the same-host
+# transport (--local-address), and both ways of stopping it.
 source "$(dirname "$0")/lib.sh"
 server=$1/server/app/zmanager-server
 plugin=$1/examples/maths/libmaths_plugin.so
 client=$1/examples/maths/maths_client
 interop=$(cd "$(dirname "$0")/../interop" && pwd)
-unset ZMANAGER_BIND ZMANAGER_AUTHKEY ZMANAGER_AUTHKEY_FILE ZMANAGER_PLUGINS ZMANAGER_SESSION_TTL \
-  ZMANAGER_HEARTBEAT ZMANAGER_LOG_LEVEL ZMANAGER_CURVE_SECRET_KEY_FILE
+unset ZMANAGER_BIND ZMANAGER_LOCAL_ADDRESS ZMANAGER_AUTHKEY ZMANAGER_AUTHKEY_FILE ZMANAGER_PLUGINS \
+  ZMANAGER_SESSION_TTL ZMANAGER_HEARTBEAT ZMANAGER_LOG_LEVEL ZMANAGER_CURVE_SECRET_KEY_FILE
 
 work=$(mktemp -d)
 pids=()
@@ -37,10 +37,10 @@ stopped() {
 }
 
 help=$(timeout 30 "$server" --help) || fail "--help exited with $?"
-for word in --bind --authkey-file --authkey --plugin --session-ttl --heartbeat --log-level \
-  --curve-secret-key-file --help ZMANAGER_BIND ZMANAGER_AUTHKEY_FILE ZMANAGER_AUTHKEY \
-  ZMANAGER_PLUGINS ZMANAGER_SESSION_TTL ZMANAGER_HEARTBEAT ZMANAGER_LOG_LEVEL \
-  ZMANAGER_CURVE_SECRET_KEY_FILE; do
+for word in --bind --local-address --authkey-file --authkey --plugin --session-ttl --heartbeat \
+  --log-level --curve-secret-key-file --help ZMANAGER_BIND ZMANAGER_LOCAL_ADDRESS \
+  ZMANAGER_AUTHKEY_FILE ZMANAGER_AUTHKEY ZMANAGER_PLUGINS ZMANAGER_SESSION_TTL ZMANAGER_HEARTBEAT \
+  ZMANAGER_LOG_LEVEL ZMANAGER_CURVE_SECRET_KEY_FILE; do
   [[ "$help" == *"$word"* ]] || fail "--help does not mention $word"
 done
 
@@ -61,6 +61,13 @@ ZMANAGER_HEARTBEAT=fast refused "ZMANAGER_HEARTBEAT: not a duration: 'fast'" "${
   --authkey "$key"
 ZMANAGER_PLUGINS="$plugin:libm.so.6" refused "plugin 'libm.so.6': not a zmanager plugin" \
   "${at[@]}" --authkey "$key"
+refused "--local-address: not a unix:// address: 'tcp://x'" "${at[@]}" --authkey "$key" \
+  --local-address tcp://x
+refused "--local-address is empty" "${at[@]}" --authkey "$key" --local-address ""
+ZMANAGER_LOCAL_ADDRESS=tcp://x refused "ZMANAGER_LOCAL_ADDRESS: not a unix:// address: 'tcp://x'" \
+  "${at[@]}" --authkey "$key"
+refused "--local-address and --bind are both unix:// addresses" --bind "unix://@zm-bind-$$" \
+  --authkey "$key" --local-address "unix://@zm-local-$$"
 
 # Flags: the maths client against the plugin's Maths, and the built-in types from Python.
 start_server flags "$server" "${at[@]}" --authkey-file "$work/key" --plugin "$plugin" \
@@ -91,12 +98,31 @@ timeout 30 "$client" --address "$flags_address" --authkey "$key" --shutdown ||
   fail "the shutdown request failed"
 stopped flags
 
+# The same-host transport beside TCP, on an abstract socket (no file to clean up): the first
+# line is still the TCP address, clients call through either, --log-level info logs the socket
+# (stderr goes to a file: `exec` keeps the server's pid), and a shutdown arrives through it.
+socket="unix://@zmanager-server-test-$$"
+start_server local bash -c 'exec "$@" 2>"$0"' "$work/local.err" "$server" "${at[@]}" \
+  --local-address "$socket" --authkey-file "$work/key" --plugin "$plugin" --log-level info
+pids+=("$local_pid")
+[[ "$local_address" == tcp://127.0.0.1:* ]] ||
+  fail "the first line was '$local_address', expected the TCP address"
+expect_output $'7\n56' "$client" --address "$socket" --authkey "$key"
+expect_output $'7\n56' "$client" --address "$local_address" --authkey "$key"
+grep -qF "also listening on $socket" "$work/local.err" ||
+  fail "the socket is not logged: $(<"$work/local.err")"
+timeout 30 "$client" --address "$socket" --authkey "$key" --shutdown ||
+  fail "the shutdown request through $socket failed"
+stopped local
+
 # The environment alone, with a flag beating its variable (the bad ZMANAGER_SESSION_TTL is not
 # read); SIGTERM stops it.
 ZMANAGER_BIND=tcp://127.0.0.1:0 ZMANAGER_AUTHKEY_FILE="$work/key" ZMANAGER_PLUGINS="$plugin" \
-  ZMANAGER_SESSION_TTL=soon start_server env "$server" --session-ttl 5s
+  ZMANAGER_LOCAL_ADDRESS="$socket-env" ZMANAGER_SESSION_TTL=soon start_server env "$server" \
+  --session-ttl 5s
 pids+=("$env_pid")
 expect_output $'7\n56' "$client" --address "$env_address" --authkey "$key"
+expect_output $'7\n56' "$client" --address "$socket-env" --authkey "$key"
 kill -TERM "$env_pid"
 stopped env
 echo "zmanager-server: ok"
