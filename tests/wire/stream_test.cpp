@@ -163,6 +163,19 @@ TEST(Stream, AMessageOverALimitIsReadPastWithItsRequestIdAndTheNextOneStillArriv
   EXPECT_EQ(text(in.messages[0][0]), "end");
 }
 
+// Found by the fuzzer: a blob length near 2^64 wrapped the running total of the message's size
+// past its limit check, and the reader tried to allocate it.
+TEST(Stream, ABlobLengthNearTwoToThe64IsRefusedNotAllocated) {
+  zmanager::wire::Limits limits;
+  StreamReader reader(limits);
+  StreamInput in;
+  std::string stream = header(3, 2) + "\x96\x05\x4d" + length(8) + "12345678" +
+                       length(~std::uint64_t{0}) + header(3, 0) + "end";
+  EXPECT_NO_THROW(reader.feed(stream.data(), stream.size(), in));
+  ASSERT_EQ(in.refused.size(), 0u) << "still reading past the huge blob";
+  EXPECT_EQ(in.messages.size(), 0u);
+}
+
 TEST(Stream, AHeaderWithItsReservedFieldSetIsAProtocolError) {
   zmanager::wire::Limits limits;
   StreamReader reader(limits);

@@ -146,8 +146,9 @@ void StreamReader::parse(StreamInput& in) {
         const std::uint64_t size = load_u64(at);
         begin_ += kLengthBytes;
         --blobs_left_;
-        message_bytes_ += size;
-        if (refusing_.empty() && message_bytes_ > limits_.max_message_bytes) {
+        // Compared before adding: a length near 2^64 would wrap the total past the check.
+        // (While a message is kept, its total so far is within the limit.)
+        if (refusing_.empty() && size > limits_.max_message_bytes - message_bytes_) {
           refusing_ = "message of more than " + std::to_string(limits_.max_message_bytes) +
                       " bytes (limit)";
           // The body read so far is peeked at, the rest of what was kept dropped.
@@ -157,6 +158,7 @@ void StreamReader::parse(StreamInput& in) {
           frames_ = Frames();
           frames_.emplace_back();
         }
+        if (refusing_.empty()) message_bytes_ += size;
         begin_frame(size);
         break;
       }
