@@ -7,13 +7,15 @@
 #include "zmanager/server.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <queue>
 #include <tuple>
@@ -105,6 +107,37 @@ class Waker {
  private:
   int fd_;
   std::atomic<bool> pending_{false};
+};
+
+/// The descriptors a poll step waits on, in one epoll set: the ROUTER's, the waker, the stop
+/// signal's pipe, and the same-host transport's listener and connections (their keys below
+/// StreamListener::kFirstForeignKey). One epoll_wait per step is the only wait, whatever is
+/// ready.
+class PollSet {
+ public:
+  static constexpr std::uint64_t kRouter = server::StreamListener::kFirstForeignKey;
+  static constexpr std::uint64_t kWaker = kRouter + 1;
+  static constexpr std::uint64_t kSignal = kRouter + 2;
+
+  PollSet() : fd_(::epoll_create1(EPOLL_CLOEXEC)) {
+    if (fd_ < 0) throw Error("epoll_create1 failed");
+  }
+  ~PollSet() { ::close(fd_); }
+  PollSet(const PollSet&) = delete;
+  PollSet& operator=(const PollSet&) = delete;
+  int fd() const { return fd_; }
+  void watch(int fd, std::uint64_t key) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = key;
+    if (::epoll_ctl(fd_, EPOLL_CTL_ADD, fd, &ev) != 0 &&
+        (errno != EEXIST || ::epoll_ctl(fd_, EPOLL_CTL_MOD, fd, &ev) != 0))
+      throw Error(std::string("epoll_ctl failed: ") + std::strerror(errno));
+  }
+  void forget(int fd) { ::epoll_ctl(fd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+ private:
+  int fd_;
 };
 
 struct RefReply {
@@ -440,8 +473,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   using Received = std::pair<std::string, wire::Frames>;
   /// Takes up to `max` whole messages that have arrived on the ZeroMQ socket ...
   void receive_batch(std::deque<Received>& into, std::size_t max);
-  /// ... and on the same-host transport's connections (some may have closed).
-  void receive_local(std::deque<Received>& into, std::size_t max);
+  /// ... and on the same-host transport's connections that `ready` names (some may have
+  /// closed).
+  void receive_local(std::deque<Received>& into, const std::vector<epoll_event>& ready,
+                     std::size_t max);
   void sweep(Clock::time_point now);
   void end_session(const std::string& routing, const char* why);
   /// Keeps the last few thousand ended sessions' peers, so that a late message from one (a
@@ -458,6 +493,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   server::WorkerPool pool;
   server::ObjectTable table{pool, options.max_objects_per_session};
   Waker waker;
+  PollSet poll_set;  // before `stream`, whose connections it watches
   std::shared_ptr<LocalChannel> local;
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
@@ -523,7 +559,7 @@ Server::Impl::Impl(Registry reg, ServerOptions opts)
   if (wire::is_unix_address(options.address)) {
     if (!options.local_address.empty())
       throw ValueError("local_address is for a server whose address is not a unix:// one");
-    stream = std::make_unique<server::StreamListener>(options.address, limits);
+    stream = std::make_unique<server::StreamListener>(options.address, limits, poll_set.fd());
     bound = options.address;
     return;
   }
@@ -537,7 +573,7 @@ Server::Impl::Impl(Registry reg, ServerOptions opts)
     if (!wire::is_unix_address(options.local_address))
       throw ValueError("local_address must be a unix:// address, not '" + options.local_address +
                        "'");
-    stream = std::make_unique<server::StreamListener>(options.local_address, limits);
+    stream = std::make_unique<server::StreamListener>(options.local_address, limits, poll_set.fd());
   }
 }
 
@@ -644,9 +680,10 @@ void Server::Impl::receive_batch(std::deque<Received>& into, std::size_t max) {
   }
 }
 
-void Server::Impl::receive_local(std::deque<Received>& into, std::size_t max) {
+void Server::Impl::receive_local(std::deque<Received>& into, const std::vector<epoll_event>& ready,
+                                 std::size_t max) {
   server::StreamListener::Events events;
-  stream->poll(events, max);
+  stream->handle(ready.data(), ready.size(), events, max);
   for (auto& [routing, frames] : events.messages) into.emplace_back(routing, std::move(frames));
   for (auto& [routing, refused] : events.refused) {
     LimitError error("message over a limit: " + refused.why);
@@ -1162,6 +1199,10 @@ void Server::Impl::serve() {
   // can send replies meanwhile; ZMQ_EVENTS (read under the mutex) says whether a message is
   // really waiting.
   const int router_fd = router.get(zmq::sockopt::fd);
+  poll_set.watch(router_fd, PollSet::kRouter);
+  poll_set.watch(waker.fd(), PollSet::kWaker);
+  poll_set.watch(pipe_fds[0], PollSet::kSignal);
+  std::vector<epoll_event> local_ready;
   auto readable = [&] {
     std::lock_guard lock(router_mu);
     return (router.get(zmq::sockopt::events) & ZMQ_POLLIN) != 0;
@@ -1175,25 +1216,35 @@ void Server::Impl::serve() {
     // What a step that lost the polling during a slow call had not sent yet (see dispatch()).
     flush_outbox();
     if (inbox.empty()) {
-      pollfd fds[] = {{router_fd, POLLIN, 0},
-                      {waker.fd(), POLLIN, 0},
-                      {pipe_fds[0], POLLIN, 0},
-                      {stream ? stream->fd() : -1, POLLIN, 0}};
       const bool router_ready = router_unsure && readable();
-      ::poll(fds, 4, router_ready ? 0 : static_cast<int>(wait.count()));
-      // A wake-up may be a sender's that saw a message waiting on the ROUTER.
-      if (fds[1].revents & POLLIN) {
-        waker.clear();
-        router_unsure = true;
-      }
-      if (fds[2].revents & POLLIN) {
-        log::info("stopping on a signal");
-        stop_requested = true;
+      constexpr int kMostEvents = 64;  // more wait for the next step (the set is level-triggered)
+      epoll_event ready[kMostEvents];
+      const int n = ::epoll_wait(poll_set.fd(), ready, kMostEvents,
+                                 router_ready ? 0 : static_cast<int>(wait.count()));
+      bool router_signalled = false;
+      local_ready.clear();
+      for (int i = 0; i < n; ++i) {
+        switch (ready[i].data.u64) {
+          case PollSet::kRouter:
+            router_signalled = true;
+            break;
+          case PollSet::kWaker:
+            // A wake-up may be a sender's that saw a message waiting on the ROUTER.
+            waker.clear();
+            router_unsure = true;
+            break;
+          case PollSet::kSignal:
+            log::info("stopping on a signal");
+            stop_requested = true;
+            break;
+          default:
+            local_ready.push_back(ready[i]);
+        }
       }
       // Bounded batch, so timers and sweeps are not starved by a flood of requests.
       if (!stop_requested) {
-        if (router_ready || router_unsure || (fds[0].revents & POLLIN)) receive_batch(inbox, 1024);
-        if (fds[3].revents & POLLIN) receive_local(inbox, 1024);
+        if (router_ready || router_unsure || router_signalled) receive_batch(inbox, 1024);
+        if (!local_ready.empty()) receive_local(inbox, local_ready, 1024);
       }
     }
     step_time = Clock::now();
@@ -1218,6 +1269,7 @@ void Server::Impl::serve() {
     ::sigaction(SIGTERM, &old_term, nullptr);
     signal_write_fd = -1;
   }
+  poll_set.forget(pipe_fds[0]);
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
   log::info("stopped");

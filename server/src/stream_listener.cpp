@@ -42,8 +42,8 @@ bool StreamListener::is_peer(std::string_view routing) {
          routing.starts_with(kRoutingPrefix);
 }
 
-StreamListener::StreamListener(const std::string& address, const wire::Limits& limits)
-    : address_(address), limits_(limits) {
+StreamListener::StreamListener(const std::string& address, const wire::Limits& limits, int epoll_fd)
+    : address_(address), limits_(limits), epoll_fd_(epoll_fd) {
   const wire::UnixAddress where = wire::parse_unix_address(address);
   listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) throw ConnectionError("cannot make a Unix socket: " + os_reason(errno));
@@ -69,20 +69,17 @@ StreamListener::StreamListener(const std::string& address, const wire::Limits& l
   }
   path_ = where.path;
   if (::listen(listen_fd_, SOMAXCONN) != 0) fail(os_reason(errno));
-  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kListenKey;
-  if (epoll_fd_ < 0 || ::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0) {
-    if (epoll_fd_ >= 0) ::close(epoll_fd_);
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev) != 0) {
     if (!path_.empty()) ::unlink(path_.c_str());
     fail("epoll: " + os_reason(errno));
   }
 }
 
 StreamListener::~StreamListener() {
-  for (auto& [id, peer] : peers_) ::close(peer->fd);
-  ::close(epoll_fd_);
+  for (auto& [id, peer] : peers_) ::close(peer->fd);  // which takes it out of the set
   ::close(listen_fd_);
   if (!path_.empty()) ::unlink(path_.c_str());
 }
@@ -129,13 +126,9 @@ void StreamListener::close_peer(std::uint64_t id, Events& out, std::string why, 
   out.closed.push_back({peer->routing, std::move(why), malformed});
 }
 
-void StreamListener::poll(Events& out, std::size_t max_messages) {
-  constexpr int kMostEvents = 64;
-  epoll_event events[kMostEvents];
-  int n;
-  do n = ::epoll_wait(epoll_fd_, events, kMostEvents, 0);
-  while (n < 0 && errno == EINTR);
-  for (int i = 0; i < n; ++i) {
+void StreamListener::handle(const epoll_event* events, std::size_t count, Events& out,
+                            std::size_t max_messages) {
+  for (std::size_t i = 0; i < count; ++i) {
     const std::uint64_t id = events[i].data.u64;
     if (id == kListenKey) {
       accept_all(out);

@@ -14,20 +14,24 @@
 
 #include "zmanager/wire/stream.hpp"
 
+struct epoll_event;
+
 namespace zmanager::server {
 
 class StreamListener {
  public:
   /// Listens on a unix:// address; a socket file left by a server that is gone is replaced.
-  /// ConnectionError when the address is in use or cannot be bound.
-  StreamListener(const std::string& address, const wire::Limits& limits);
+  /// ConnectionError when the address is in use or cannot be bound. The listening socket and
+  /// every connection are watched in `epoll_fd`, the server's one set for its poll step, with
+  /// keys below kFirstForeignKey (the server's own descriptors use the keys above).
+  StreamListener(const std::string& address, const wire::Limits& limits, int epoll_fd);
   ~StreamListener();  // closes every connection; removes the socket file
   StreamListener(const StreamListener&) = delete;
   StreamListener& operator=(const StreamListener&) = delete;
 
+  static constexpr std::uint64_t kFirstForeignKey = std::uint64_t{1} << 62;
+
   const std::string& address() const { return address_; }
-  /// Readable when a connection, a message or room to write is waiting (an epoll descriptor).
-  int fd() const { return epoll_fd_; }
   /// Whether a routing id names a connection of this transport. They never collide with
   /// ZeroMQ's: those that ZeroMQ makes are 5 bytes, and a peer cannot choose one starting
   /// with a zero byte.
@@ -44,9 +48,10 @@ class StreamListener {
     std::vector<Closed> closed;
     std::size_t accepted = 0;
   };
-  /// The polling thread only: accepts connections, reads what arrived (about `max_messages`
-  /// at most), and writes what waited for room.
-  void poll(Events& out, std::size_t max_messages);
+  /// The polling thread only, for the events of the set with this listener's keys: accepts
+  /// connections, reads what arrived (about `max_messages` at most), and writes what waited
+  /// for room.
+  void handle(const epoll_event* events, std::size_t count, Events& out, std::size_t max_messages);
 
   /// Any thread: queues a message for a connection (dropped if it is gone) ...
   void queue(const std::string& routing, wire::Frames frames);
@@ -73,7 +78,7 @@ class StreamListener {
   std::string path_;  // the socket file to remove (empty when abstract)
   const wire::Limits& limits_;
   int listen_fd_ = -1;
-  int epoll_fd_ = -1;
+  const int epoll_fd_;
   std::uint64_t next_id_ = 1;
 
   std::mutex mu_;
