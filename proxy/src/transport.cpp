@@ -41,15 +41,11 @@ class ZmqTransport final : public Transport {
   }
 
   void send(wire::Frames& frames, bool keep) override {
+    if (!keep) return wire::send_frames(socket_, frames);
     for (std::size_t i = 0; i < frames.size(); ++i) {
-      const auto flags = i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none;
-      if (keep) {
-        zmq::message_t copy;
-        copy.copy(frames[i]);
-        socket_.send(copy, flags);
-      } else {
-        socket_.send(frames[i], flags);
-      }
+      zmq::message_t copy;
+      copy.copy(frames[i]);
+      socket_.send(copy, i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   }
   std::optional<wire::Frames> receive() override { return wire::recv_frames(socket_); }
@@ -97,10 +93,10 @@ class StreamTransport final : public Transport {
 
   std::optional<wire::Frames> receive() override {
     if (fd_ < 0) try_connect();
-    if (input_.messages.empty() && fd_ >= 0 && may_read_) read();
-    if (input_.messages.empty()) return std::nullopt;
-    auto frames = std::move(input_.messages.front());
-    input_.messages.pop_front();
+    if (received_.empty() && fd_ >= 0 && may_read_) read();
+    if (received_.empty()) return std::nullopt;
+    auto frames = std::move(received_.front());
+    received_.pop_front();
     return frames;
   }
 
@@ -109,7 +105,7 @@ class StreamTransport final : public Transport {
       // Not connected yet: the server may be starting; try again soon.
       timeout = std::min(timeout, std::chrono::milliseconds(10));
     }
-    if (!input_.messages.empty()) timeout = std::chrono::milliseconds(0);
+    if (!received_.empty()) timeout = std::chrono::milliseconds(0);
     pollfd fds[] = {{fd_, static_cast<short>(POLLIN | (writer_.empty() ? 0 : POLLOUT)), 0},
                     {wake_fd, POLLIN, 0}};
     int n = ::poll(fds, 2, static_cast<int>(std::max<std::int64_t>(0, timeout.count())));
@@ -190,7 +186,7 @@ class StreamTransport final : public Transport {
     }
     // A short read emptied the socket: the next read waits for the poll to say there is more.
     may_read_ = in.count() >= 1024;
-    for (auto& frames : in.messages) input_.messages.push_back(std::move(frames));
+    for (auto& frames : in.messages) received_.push_back(std::move(frames));
     for (const auto& refused : in.refused)
       log::warn("dropped a message from ", address_, " over a limit: ", refused.why);
     if (status == wire::StreamReader::Status::kClosed) broke("the server closed the connection");
@@ -203,18 +199,14 @@ class StreamTransport final : public Transport {
     if (!break_) break_ = std::move(why);
   }
 
-  struct Received {
-    std::deque<wire::Frames> messages;
-  };
-
   const std::string address_;
   const wire::UnixAddress where_;
   const wire::Limits limits_{};
   int fd_ = -1;
   std::optional<wire::StreamReader> reader_;  // new for each connection
   wire::StreamWriter writer_;
-  Received input_;
-  bool may_read_ = false;  // the socket may have bytes to read
+  std::deque<wire::Frames> received_;  // read, not yet taken by receive()
+  bool may_read_ = false;              // the socket may have bytes to read
   std::optional<std::string> break_;
 };
 

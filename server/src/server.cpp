@@ -466,8 +466,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   /// until the step flushes it.
   void send_now(const std::string& routing, wire::Frames frames);
   void flush_outbox();
-  // Both with router_mu held.
-  void send_locked(const std::string& routing, wire::Frames& frames);
+  // Both with router_mu held. send_locked() sends on the ROUTER, or queues for a same-host
+  // connection (stream->write_queued() writes it); true if it went to the ROUTER.
+  bool send_locked(const std::string& routing, wire::Frames& frames);
   void wake_poller_if_readable();
   /// A message read, and the peer it came from.
   using Received = std::pair<std::string, wire::Frames>;
@@ -609,10 +610,10 @@ std::string Server::Impl::type_id_for(const detail::DispatchTable& t) const {
   return t.class_name;
 }
 
-void Server::Impl::send_locked(const std::string& routing, wire::Frames& frames) {
+bool Server::Impl::send_locked(const std::string& routing, wire::Frames& frames) {
   if (stream && server::StreamListener::is_peer(routing)) {
     stream->queue(routing, std::move(frames));
-    return;
+    return false;
   }
   router_unsure.store(true, std::memory_order_relaxed);
   try {
@@ -621,6 +622,7 @@ void Server::Impl::send_locked(const std::string& routing, wire::Frames& frames)
   } catch (const zmq::error_t& e) {
     log::debug("reply to peer ", wire::to_hex(routing), " not sent: ", e.what());
   }
+  return true;
 }
 
 void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
@@ -632,21 +634,17 @@ void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
     outbox.emplace_back(routing, std::move(frames));
     return;
   }
-  send_locked(routing, frames);
-  if (stream && server::StreamListener::is_peer(routing))
-    stream->write_queued();
-  else
+  if (send_locked(routing, frames))
     wake_poller_if_readable();
+  else
+    stream->write_queued();
 }
 
 void Server::Impl::flush_outbox() {
   std::lock_guard lock(router_mu);
   if (outbox.empty()) return;
   bool to_router = false;
-  for (auto& [routing, frames] : outbox) {
-    send_locked(routing, frames);
-    to_router |= !server::StreamListener::is_peer(routing);
-  }
+  for (auto& [routing, frames] : outbox) to_router |= send_locked(routing, frames);
   outbox.clear();
   if (stream) stream->write_queued();  // one system call per connection for the lot
   if (to_router) wake_poller_if_readable();

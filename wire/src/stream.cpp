@@ -166,6 +166,12 @@ void StreamReader::parse(StreamInput& in) {
   }
 }
 
+void StreamReader::compact() {
+  std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
+  end_ -= begin_;
+  begin_ = 0;
+}
+
 void StreamReader::feed(const char* data, std::size_t size, StreamInput& in) {
   while (size > 0) {
     if (begin_ == end_) begin_ = end_ = 0;
@@ -175,11 +181,7 @@ void StreamReader::feed(const char* data, std::size_t size, StreamInput& in) {
     data += n;
     size -= n;
     parse(in);
-    if (begin_ > 0) {  // keep the unparsed rest at the front
-      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
-    }
+    if (begin_ > 0) compact();  // the unparsed rest at the front
   }
 }
 
@@ -200,15 +202,11 @@ StreamReader::Status StreamReader::read_from(int fd, StreamInput& in, std::size_
     if (begin_ == end_) {
       begin_ = end_ = 0;
     } else if (begin_ > 0 && end_ - begin_ < kHeaderBytes + kLengthBytes) {
-      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
+      compact();  // a piece too short to parse: to the front, with room behind it
     }
     const std::size_t space = buffer_.size() - end_;
     if (space < kHeaderBytes + kLengthBytes) {  // a long run of small pieces: make room
-      std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
+      compact();
       continue;
     }
     const ssize_t n = ::read(fd, buffer_.data() + end_, space);

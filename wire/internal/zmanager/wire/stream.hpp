@@ -72,6 +72,8 @@ class StreamReader {
   void end_frame(StreamInput& in);
   /// Bytes `data` of the current frame: kept, or only peeked at when the message is refused.
   void take(const char* data, std::size_t size);
+  /// Moves the bytes not yet parsed to the front of the buffer.
+  void compact();
 
   const Limits& limits_;
   std::vector<char> buffer_ = std::vector<char>(64 * 1024);
