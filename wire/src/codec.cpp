@@ -4,13 +4,39 @@ namespace zmanager::wire {
 namespace {
 thread_local Encoder* active_encoder = nullptr;
 thread_local DecodeScope* active_decode = nullptr;
+
+// A spare that grew past this is freed when its encoder ends, so that one large message does
+// not hold its memory for the thread's lifetime; the next message starts a small one, as after
+// a large body's frame took the buffer over (to_frames).
+constexpr std::size_t kLargestSpareBody = 64 * 1024;
+// The flags are plain values, readable even while the thread's objects are being destroyed: an
+// encoder made then (a goodbye sent by an exit handler) must not use the destroyed spare.
+thread_local bool spare_body_in_use = false;
+thread_local bool spare_body_gone = false;
+struct SpareBody {
+  msgpack::sbuffer buffer{0};
+  ~SpareBody() { spare_body_gone = true; }
+};
+thread_local SpareBody spare_body;
 }  // namespace
+
+msgpack::sbuffer* Encoder::take_body() {
+  if (spare_body_in_use || spare_body_gone) return &own_.emplace(kInitialBody);
+  spare_body_in_use = true;
+  auto& body = spare_body.buffer;
+  if (!body.data()) body = msgpack::sbuffer(kInitialBody);  // new, or given back last time
+  body.clear();
+  return &body;
+}
 
 Encoder::Encoder(RefHooks* hooks) : hooks_(hooks), previous_(active_encoder) {
   active_encoder = this;
 }
 Encoder::~Encoder() {
   active_encoder = previous_;
+  if (own_) return;
+  if (body_->data() && body_->size() > kLargestSpareBody) *body_ = msgpack::sbuffer(0);
+  spare_body_in_use = false;
 }
 Encoder* Encoder::current() {
   return active_encoder;

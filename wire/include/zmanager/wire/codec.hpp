@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -105,7 +106,7 @@ class Encoder {
   std::uint64_t session() const { return session_; }
   void set_session(std::uint64_t session) { session_ = session; }
 
-  msgpack::sbuffer& body() { return body_; }
+  msgpack::sbuffer& body() { return *body_; }
   std::vector<Bytes>& blobs() { return blobs_; }
   const std::vector<std::uint64_t>& refs() const { return refs_; }
 
@@ -116,8 +117,13 @@ class Encoder {
   // Most messages are a few dozen bytes: msgpack's default 8 KiB first buffer made every call
   // cost a large allocation (freed by another thread once sent).
   static constexpr std::size_t kInitialBody = 256;
-  msgpack::sbuffer body_{kInitialBody};
-  msgpack::packer<msgpack::sbuffer> packer_{body_};
+  /// The thread's spare body buffer when no other encoder on the thread uses it (the body is
+  /// copied into its frame, so the buffer is free again once the message is made: a buffer
+  /// allocated per message showed in profiles), else `own_`.
+  msgpack::sbuffer* take_body();
+  std::optional<msgpack::sbuffer> own_;
+  msgpack::sbuffer* body_ = take_body();
+  msgpack::packer<msgpack::sbuffer> packer_{*body_};
   std::vector<Bytes> blobs_;
   std::vector<std::uint64_t> refs_;
   RefHooks* hooks_;
