@@ -242,7 +242,7 @@ bool Strand::running_on_this_thread() const {
   return std::find(active_strands.begin(), active_strands.end(), this) != active_strands.end();
 }
 
-bool Strand::try_run_here(const Task& task) {
+bool Strand::try_run_here(TaskRef task) {
   if (running_on_this_thread()) {
     task();
     return true;

@@ -16,6 +16,19 @@ namespace zmanager::server {
 
 using Task = std::function<void()>;
 
+/// A task borrowed, not owned: what Strand::try_run_here() runs at once needs no copy, where a
+/// Task costs an allocation whenever its captures outgrow std::function's small buffer.
+class TaskRef {
+ public:
+  template <class F>
+  TaskRef(F& f) : object_(&f), call_([](void* o) { (*static_cast<F*>(o))(); }) {}
+  void operator()() const { call_(object_); }
+
+ private:
+  void* object_;
+  void (*call_)(void*);
+};
+
 class WorkerPool {
  public:
   explicit WorkerPool(std::size_t threads);
@@ -87,7 +100,7 @@ class Strand : public std::enable_shared_from_this<Strand> {
   void post(Task task);
   /// Runs `task` on this thread if the strand is idle or already running on this thread;
   /// returns false (running nothing) otherwise.
-  bool try_run_here(const Task& task);
+  bool try_run_here(TaskRef task);
 
  private:
   void drain();

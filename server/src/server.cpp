@@ -207,16 +207,26 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     Impl& server;
   };
 
+  /// What a session's reply targets share with it (they outlive it when parked).
+  struct SessionState {
+    // Cleared when the session ends; calls it left parked in objects can tell.
+    std::atomic<bool> open{true};
+    // Its calls parked in objects now (max_waiters_per_session).
+    std::atomic<std::size_t> parked{0};
+  };
+
   /// A reply target that encodes the reply with the receiving session's references counted.
   class Target : public detail::ReplyTarget {
    public:
+    /// `object`: the id of the object called, for error descriptions; none for calls made
+    /// inside the server.
     Target(std::weak_ptr<Impl> s, OwnerId owner, std::uint64_t request_id, std::string method,
-           std::string object)
+           std::optional<std::uint64_t> object)
         : server_(std::move(s)),
           owner_(owner),
           request_id_(request_id),
           method_(std::move(method)),
-          object_(std::move(object)) {}
+          object_(object) {}
     ~Target() override {
       if (!done_.load()) fail(std::make_exception_ptr(RuntimeError("the call was dropped")));
     }
@@ -247,7 +257,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       } catch (...) {
         hooks.rollback();
         ++s->errors;
-        frames = encode_error(request_id_, describe(std::current_exception(), method_, object_));
+        frames = encode_error(request_id_, describe_error(std::current_exception()));
       }
       deliver(*s, std::move(frames));
       return true;
@@ -259,7 +269,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       auto s = server_.lock();
       if (!s || request_id_ == 0) return true;
       ++s->errors;
-      deliver(*s, encode_error(request_id_, describe(std::move(error), method_, object_)));
+      deliver(*s, encode_error(request_id_, describe_error(std::move(error))));
       return true;
     }
 
@@ -293,47 +303,47 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     OwnerId owner_;
     std::uint64_t request_id_;
     std::string method_;
-    std::string object_;
+    std::optional<std::uint64_t> object_;
     std::atomic<bool> done_{false};
     std::atomic<bool> counted_{false};  // counted in parked_counter(), not yet uncounted
 
     void uncount_parked() {
       if (counted_.exchange(false)) --*parked_counter();
     }
+    wire::WireError describe_error(std::exception_ptr error) const {
+      return describe(std::move(error), method_, object_ ? std::to_string(*object_) : "");
+    }
   };
 
   class RemoteTarget final : public Target {
    public:
     RemoteTarget(std::weak_ptr<Impl> s, std::string routing, OwnerId owner,
-                 std::shared_ptr<const std::atomic<bool>> session_open,
-                 std::shared_ptr<std::atomic<std::size_t>> session_parked, std::uint64_t request_id,
-                 std::string method, std::string object)
-        : Target(std::move(s), owner, request_id, std::move(method), std::move(object)),
+                 std::shared_ptr<SessionState> session, std::uint64_t request_id,
+                 std::string method, std::uint64_t object)
+        : Target(std::move(s), owner, request_id, std::move(method), object),
           routing_(std::move(routing)),
-          session_open_(std::move(session_open)),
-          session_parked_(std::move(session_parked)) {}
+          session_(std::move(session)) {}
 
    protected:
-    bool session_alive() const override { return session_open_->load(); }
-    std::atomic<std::size_t>* parked_counter() const override { return session_parked_.get(); }
+    bool session_alive() const override { return session_->open.load(); }
+    std::atomic<std::size_t>* parked_counter() const override { return &session_->parked; }
     void deliver(Impl& s, wire::Frames frames) override {
       // A call left parked by an ended session is answered by being dropped: nobody would read
       // the reply (and a reconnecting peer with the same routing id must not get it).
-      if (!session_open_->load()) return;
+      if (!session_->open.load()) return;
       s.send_now(routing_, std::move(frames));
     }
 
    private:
     std::string routing_;
-    std::shared_ptr<const std::atomic<bool>> session_open_;
-    std::shared_ptr<std::atomic<std::size_t>> session_parked_;
+    std::shared_ptr<SessionState> session_;
   };
 
   class LocalTarget final : public Target {
    public:
     LocalTarget(std::weak_ptr<Impl> s, std::shared_ptr<detail::CallState> state,
-                std::uint64_t request_id, std::string method, std::string object)
-        : Target(std::move(s), kLocalOwner, request_id, std::move(method), std::move(object)),
+                std::uint64_t request_id, std::string method, std::optional<std::uint64_t> object)
+        : Target(std::move(s), kLocalOwner, request_id, std::move(method), object),
           state_(std::move(state)) {}
 
    protected:
@@ -377,8 +387,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       try {
         auto in = wire::Inbound::parse(wire::to_frames(enc), s->limits);
         std::string method = wire::as_string(in->field(3), "method");
-        auto target =
-            std::make_shared<LocalTarget>(server_, state, want_reply ? request_id : 0, method, "");
+        auto target = std::make_shared<LocalTarget>(server_, state, want_reply ? request_id : 0,
+                                                    method, std::nullopt);
         s->dispatch(std::move(in), nullptr, std::move(target));
       } catch (...) {
         if (state) state->fail(std::current_exception());
@@ -428,11 +438,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
     OwnerId owner;
     Clock::time_point last_seen;
     std::string name;
-    // Cleared when the session ends; calls it left parked in objects can tell.
-    std::shared_ptr<std::atomic<bool>> open = std::make_shared<std::atomic<bool>>(true);
-    // Its calls parked in objects now (max_waiters_per_session).
-    std::shared_ptr<std::atomic<std::size_t>> parked =
-        std::make_shared<std::atomic<std::size_t>>(0);
+    // Shared with the reply targets of its calls.
+    std::shared_ptr<SessionState> state = std::make_shared<SessionState>();
     // The objects with an on_session_end hook that this session called: told when it ends.
     std::unordered_map<std::uint64_t, std::weak_ptr<Object>> watched;
     std::size_t prune_at = 64;  // watched entries of destroyed objects are dropped past this
@@ -455,7 +462,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   /// Runs a call; `session` is null for calls made inside the server (LocalChannel).
   void dispatch(std::shared_ptr<wire::Inbound> in, Session* session,
                 std::shared_ptr<Target> target);
-  void server_method(const std::string& method, const std::shared_ptr<wire::Inbound>& in,
+  void server_method(std::string_view method, const std::shared_ptr<wire::Inbound>& in,
                      OwnerId owner, std::shared_ptr<Target> target);
   void run_call(const std::shared_ptr<Object>& obj, const detail::MethodEntry& entry,
                 const std::shared_ptr<wire::Inbound>& in, const std::shared_ptr<Target>& target,
@@ -773,9 +780,9 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
         reject(routing, request_id, e);
         return;
       }
-      auto target = std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner,
-                                                   session.open, session.parked, request_id, method,
-                                                   std::to_string(object_id));
+      auto target =
+          std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner, session.state,
+                                         request_id, std::move(method), object_id);
       dispatch(std::move(in), &session, std::move(target));
       return;
     }
@@ -881,7 +888,7 @@ void Server::Impl::end_session(const std::string& routing, const char* why) {
   OwnerId owner = it->second.owner;
   std::string name = std::move(it->second.name);
   auto watched = std::move(it->second.watched);
-  it->second.open->store(false);
+  it->second.state->open.store(false);
   sessions.erase(it);
   session_count = sessions.size();
   remember_ended(routing);
@@ -947,13 +954,13 @@ void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, Session* session,
   const bool local = session == nullptr;
   const OwnerId owner = local ? kLocalOwner : session->owner;
   std::uint64_t object_id;
-  std::string method;
+  std::string_view method;  // into the request, which outlives its use here
   std::vector<std::uint64_t> refs;
   std::optional<Clock::duration> timeout;
   const auto received = local ? Clock::now() : step_time;
   try {
     object_id = wire::as_u64(in->field(2), "object id");
-    method = wire::as_string(in->field(3), "method");
+    method = wire::as_string_view(in->field(3), "method");
     refs = wire::as_id_list(in->field(5), "refs");
     if (in->size() > 6 && in->field(6).type != msgpack::type::NIL) {
       // Bounded, so that the deadline's arithmetic cannot overflow.
@@ -981,8 +988,8 @@ void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, Session* session,
   }
   const detail::MethodEntry* entry = obj->table->find(method);
   if (!entry) {
-    target->fail(std::make_exception_ptr(
-        AttributeError("'" + obj->type_id + "' object has no exposed method '" + method + "'")));
+    target->fail(std::make_exception_ptr(AttributeError(
+        "'" + obj->type_id + "' object has no exposed method '" + std::string(method) + "'")));
     return;
   }
   if (session) watch(*session, obj);
@@ -996,22 +1003,23 @@ void Server::Impl::dispatch(std::shared_ptr<wire::Inbound> in, Session* session,
     target->fail(std::current_exception());
     return;
   }
-  server::Task task = [this, obj, entry, in = std::move(in), target, refs = std::move(refs),
-                       timeout,
-                       received] { run_call(obj, *entry, in, target, refs, timeout, received); };
   // The thread that read a call runs it at once when its object is idle: a local call, or a
   // call read by the polling thread, which lends the polling while the call runs (an idle
   // thread takes it over if the call is slow; see WorkerPool::lend_polling()). Calls of a type
   // of short calls need no loan. If the polling was taken over, the poll step sees it and ends.
+  // Run here, the call borrows what it needs; only a queued call takes a task of its own.
+  auto run_here = [&] { run_call(obj, *entry, in, target, refs, timeout, received); };
   if (local || (obj->table->short_calls && server::WorkerPool::polling_here())) {
-    if (obj->strand->try_run_here(task)) return;
+    if (obj->strand->try_run_here(run_here)) return;
   } else if (server::WorkerPool::polling_here()) {
     auto loan = pool.lend_polling();
-    bool ran = obj->strand->try_run_here(task);
+    bool ran = obj->strand->try_run_here(run_here);
     pool.reclaim_polling(loan);
     if (ran) return;
   }
-  obj->strand->post(std::move(task));
+  obj->strand->post([this, obj, entry, in = std::move(in), target = std::move(target),
+                     refs = std::move(refs), timeout,
+                     received] { run_call(obj, *entry, in, target, refs, timeout, received); });
 }
 
 void Server::Impl::add_timer(Timer timer) {
@@ -1094,9 +1102,8 @@ void Server::Impl::run_call(const std::shared_ptr<Object>& obj, const detail::Me
   }
 }
 
-void Server::Impl::server_method(const std::string& method,
-                                 const std::shared_ptr<wire::Inbound>& in, OwnerId owner,
-                                 std::shared_ptr<Target> target) {
+void Server::Impl::server_method(std::string_view method, const std::shared_ptr<wire::Inbound>& in,
+                                 OwnerId owner, std::shared_ptr<Target> target) {
   const msgpack::object& args = in->field(4);
   if (method == "release") {
     auto [ids] = detail::decode_args<std::tuple<std::vector<std::uint64_t>>>(args, "release()");
@@ -1154,7 +1161,7 @@ void Server::Impl::server_method(const std::string& method,
     stop_requested = true;
     waker.wake();
   } else {
-    throw AttributeError("the server has no method '" + method + "'");
+    throw AttributeError("the server has no method '" + std::string(method) + "'");
   }
 }
 
