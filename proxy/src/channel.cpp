@@ -19,7 +19,7 @@ void CallState::complete(wire::Payload payload, std::uint64_t session) {
     if (done_) return;
     payload_ = std::move(payload);
     session_ = session;
-    done_ = true;
+    done_.store(true, std::memory_order_release);
   }
   cv_.notify_all();
 }
@@ -29,7 +29,7 @@ void CallState::fail(std::exception_ptr error) {
     std::lock_guard lock(mu_);
     if (done_) return;
     error_ = std::move(error);
-    done_ = true;
+    done_.store(true, std::memory_order_release);
   }
   cv_.notify_all();
 }
@@ -38,14 +38,17 @@ void CallState::set_deadline(std::chrono::steady_clock::time_point deadline, Cal
   std::lock_guard lock(mu_);  // the connection may read it (past_deadline) on another thread
   deadline_ = deadline;
   timeout_ = timeout;
+  has_deadline_.store(true, std::memory_order_release);
 }
 
 bool CallState::past_deadline(std::chrono::steady_clock::time_point now) const {
+  if (!has_deadline_.load(std::memory_order_acquire)) return false;
   std::lock_guard lock(mu_);
   return deadline_ && now >= *deadline_;
 }
 
 void CallState::wait() {
+  if (done()) return;
   if (auto channel = channel_.lock()) {
     channel->wait_for_reply(*this, std::nullopt);
     if (done()) return;
@@ -54,6 +57,7 @@ void CallState::wait() {
 }
 
 bool CallState::wait_until(std::chrono::steady_clock::time_point deadline) {
+  if (done()) return true;
   if (auto channel = channel_.lock()) return channel->wait_for_reply(*this, deadline);
   return wait_here(deadline);
 }
@@ -64,17 +68,16 @@ bool CallState::ready() {
 }
 
 bool CallState::done() const {
-  std::lock_guard lock(mu_);
-  return done_;
+  return done_.load(std::memory_order_acquire);
 }
 
 bool CallState::wait_here(std::optional<std::chrono::steady_clock::time_point> deadline) {
   std::unique_lock lock(mu_);
   if (!deadline) {
-    cv_.wait(lock, [&] { return done_; });
+    cv_.wait(lock, [&] { return done_.load(); });
     return true;
   }
-  return cv_.wait_until(lock, *deadline, [&] { return done_; });
+  return cv_.wait_until(lock, *deadline, [&] { return done_.load(); });
 }
 
 wire::Payload CallState::take() {
