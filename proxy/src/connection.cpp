@@ -219,6 +219,8 @@ class Connection final : public detail::Channel {
   void finish();
   void handle(std::shared_ptr<wire::Inbound> in);
   void handle_error(const wire::Inbound& in);
+  /// The replies and errors of a BATCH (protocol version 3); true if any completed a call.
+  bool handle_batch(const wire::Inbound& batch);
   /// Fails every pending call, each with its own exception from `make_error` (an exception
   /// object is never shared between the threads that will catch it), and later calls alike.
   void fail_all(std::function<std::exception_ptr()> make_error);
@@ -709,6 +711,10 @@ bool Connection::read_available() {
   while (auto frames = transport_->receive()) {
     try {
       auto in = wire::Inbound::parse(std::move(*frames), limits_);
+      if (in->op() == Op::kBatch) {
+        completed |= handle_batch(*in);
+        continue;
+      }
       completed |= in->op() == Op::kReply || in->op() == Op::kError;
       handle(std::move(in));
     } catch (const std::exception& e) {
@@ -934,6 +940,29 @@ void Connection::handle(std::shared_ptr<wire::Inbound> in) {
     default:
       log::warn("unexpected message op ", static_cast<int>(in->op()), " from ", address_);
   }
+}
+
+bool Connection::handle_batch(const wire::Inbound& batch) {
+  const msgpack::object& list = batch.field(1);
+  if (list.type != msgpack::type::ARRAY) throw ProtocolError("a batch holds no array");
+  bool completed = false;
+  for (std::uint32_t i = 0; i < list.via.array.size; ++i) {
+    // Each as if it had come alone; one that is malformed costs only its own call.
+    try {
+      const msgpack::object& body = list.via.array.ptr[i];
+      if (body.type != msgpack::type::BIN) throw ProtocolError("a batched message is not bin");
+      wire::Frames frames;
+      frames.emplace_back(body.via.bin.ptr, body.via.bin.size);
+      auto in = wire::Inbound::parse(std::move(frames), limits_);
+      if (in->op() != Op::kReply && in->op() != Op::kError)
+        throw ProtocolError("a batch carries only replies and errors");
+      completed = true;
+      handle(std::move(in));
+    } catch (const std::exception& e) {
+      log::warn("dropped a malformed message of a batch from ", address_, ": ", e.what());
+    }
+  }
+  return completed;
 }
 
 void Connection::handle_error(const wire::Inbound& in) {

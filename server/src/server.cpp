@@ -109,6 +109,14 @@ class Waker {
   std::atomic<bool> pending_{false};
 };
 
+/// A body that starts [6, ...] or [7, ...] (REPLY, ERROR), the messages a BATCH may carry.
+bool is_reply_or_error(const zmq::message_t& body) {
+  const auto* p = static_cast<const std::uint8_t*>(body.data());
+  return body.size() >= 2 && (p[0] & 0xf0) == 0x90 &&
+         (p[1] == static_cast<std::uint8_t>(Op::kReply) ||
+          p[1] == static_cast<std::uint8_t>(Op::kError));
+}
+
 /// The descriptors a poll step waits on, in one epoll set: the ROUTER's, the waker, the stop
 /// signal's pipe, and the same-host transport's listener and connections (their keys below
 /// StreamListener::kFirstForeignKey). One epoll_wait per step is the only wait, whatever is
@@ -447,6 +455,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   /// Records that `session` called `obj`, if the object wants to know when sessions end.
   static void watch(Session& session, const std::shared_ptr<Object>& obj);
   struct Handshake {
+    std::uint64_t version = 1;  // the protocol version the client's HELLO said
     wire::Nonce client_nonce;
     wire::Nonce server_nonce;
     Clock::time_point started;
@@ -473,6 +482,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   /// until the step flushes it.
   void send_now(const std::string& routing, wire::Frames frames);
   void flush_outbox();
+  /// With router_mu held: sends what the outbox holds, replies to one peer that takes them
+  /// batched (batch_peers) as one BATCH message; true if any went to the ROUTER.
+  bool flush_outbox_locked();
   // Both with router_mu held. send_locked() sends on the ROUTER, or queues for a same-host
   // connection (stream->write_queued() writes it); true if it went to the ROUTER.
   bool send_locked(const std::string& routing, wire::Frames& frames);
@@ -510,6 +522,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // thread is then woken once for the lot and writes them in one system call, where one
   // reply at a time cost a wake-up and a TCP send each.
   std::vector<std::pair<std::string, wire::Frames>> outbox;
+  // Under router_mu: the ZeroMQ peers whose session said protocol version 3 or more, which
+  // take their replies batched. (The same-host stream writes many messages in one system call
+  // already: its peers get them one by one.)
+  std::unordered_set<std::string> batch_peers;
   std::string bound;
   // The same-host transport (ServerOptions::local_address, or a unix:// address): its
   // connections are read by the poll step beside the ZeroMQ socket, and sent to under
@@ -634,10 +650,11 @@ bool Server::Impl::send_locked(const std::string& routing, wire::Frames& frames)
 
 void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
   // A step bounds what it holds back, so that a long batch of calls does not hold their first
-  // replies until its end.
+  // replies until its end: a full outbox leaves at once, and the step holds the next ones.
   constexpr std::size_t kMostHeld = 64;
   std::lock_guard lock(router_mu);
-  if (server::WorkerPool::in_poll_step() && outbox.size() < kMostHeld) {
+  if (server::WorkerPool::in_poll_step()) {
+    if (outbox.size() >= kMostHeld && flush_outbox_locked()) wake_poller_if_readable();
     outbox.emplace_back(routing, std::move(frames));
     return;
   }
@@ -649,12 +666,43 @@ void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
 
 void Server::Impl::flush_outbox() {
   std::lock_guard lock(router_mu);
-  if (outbox.empty()) return;
+  if (flush_outbox_locked()) wake_poller_if_readable();
+}
+
+bool Server::Impl::flush_outbox_locked() {
+  if (outbox.empty()) return false;
   bool to_router = false;
-  for (auto& [routing, frames] : outbox) to_router |= send_locked(routing, frames);
+  // Replies without blob frames to a peer that takes batches: one message for the lot, so that
+  // many calls in flight cost ZeroMQ (and both sides' I/O threads) one message, not one each.
+  std::unordered_map<std::string_view, std::vector<wire::Frames*>> batches;
+  for (auto& [routing, frames] : outbox) {
+    if (frames.size() == 1 && is_reply_or_error(frames.front()) && batch_peers.count(routing))
+      batches[routing].push_back(&frames);
+    else
+      to_router |= send_locked(routing, frames);
+  }
+  for (auto& [routing, replies] : batches) {
+    const std::string peer(routing);
+    if (replies.size() == 1) {
+      to_router |= send_locked(peer, *replies.front());
+      continue;
+    }
+    wire::Encoder enc;
+    auto& pk = enc.packer();
+    pk.pack_array(2);
+    pk.pack(static_cast<std::uint8_t>(Op::kBatch));
+    pk.pack_array(static_cast<std::uint32_t>(replies.size()));
+    for (const wire::Frames* reply : replies) {
+      const zmq::message_t& body = reply->front();
+      pk.pack_bin(static_cast<std::uint32_t>(body.size()));
+      pk.pack_bin_body(static_cast<const char*>(body.data()), body.size());
+    }
+    auto frames = wire::to_frames(enc);
+    to_router |= send_locked(peer, frames);
+  }
   outbox.clear();
   if (stream) stream->write_queued();  // one system call per connection for the lot
-  if (to_router) wake_poller_if_readable();
+  return to_router;
 }
 
 void Server::Impl::wake_poller_if_readable() {
@@ -815,6 +863,7 @@ void Server::Impl::hello(const std::string& routing, const wire::Inbound& in) {
     return;
   }
   Handshake h;
+  h.version = version;
   if (!wire::read_nonce(in.field(2), h.client_nonce))
     throw ProtocolError("hello carries no 32-byte nonce");
   if (in.size() > 3 && in.field(3).type == msgpack::type::STR)
@@ -868,6 +917,10 @@ void Server::Impl::authenticate(const std::string& routing, const wire::Inbound&
   while (owner <= kLocalOwner);
   table.open_owner(owner);
   sessions[routing] = Session{owner, Clock::now(), h.client_name};
+  if (h.version >= 3 && !server::StreamListener::is_peer(routing)) {
+    std::lock_guard lock(router_mu);
+    batch_peers.insert(routing);
+  }
   session_count = sessions.size();
   log::info("session ", owner, " opened for '", h.client_name, "' (peer ", wire::to_hex(routing),
             ")");
@@ -890,6 +943,10 @@ void Server::Impl::end_session(const std::string& routing, const char* why) {
   auto watched = std::move(it->second.watched);
   it->second.state->open.store(false);
   sessions.erase(it);
+  {
+    std::lock_guard lock(router_mu);
+    batch_peers.erase(routing);
+  }
   session_count = sessions.size();
   remember_ended(routing);
   log::info("session ", owner, " of '", name, "' ended: ", why);

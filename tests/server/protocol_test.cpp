@@ -3,6 +3,7 @@
 // keeps serving well-behaved clients.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 #include <thread>
 
@@ -23,10 +24,12 @@ std::string body(const T&... fields) {
   return std::string(b.data(), b.size());
 }
 
-// A peer that speaks the protocol by hand, from docs/protocol.md.
+// A peer that speaks the protocol by hand, from docs/protocol.md. It says version 2 unless told
+// otherwise: a version 3 peer must also read BATCH messages (section 6), which recv() returns
+// as they come.
 class RawPeer {
  public:
-  explicit RawPeer(const std::string& address) {
+  explicit RawPeer(const std::string& address, std::uint32_t version = 2) : version_(version) {
     socket_.set(zmq::sockopt::linger, 0);
     socket_.connect(address);
   }
@@ -55,7 +58,7 @@ class RawPeer {
     msgpack::packer<msgpack::sbuffer> pk(b);
     pk.pack_array(4);
     pk.pack(1);
-    pk.pack(wire::kProtocolVersion);
+    pk.pack(version_);
     pk.pack_bin(32);
     pk.pack_bin_body(reinterpret_cast<const char*>(nonce.data()), 32);
     pk.pack("raw");
@@ -86,6 +89,7 @@ class RawPeer {
   }
 
  private:
+  std::uint32_t version_;
   zmq::context_t context_{1};
   zmq::socket_t socket_{context_, zmq::socket_type::dealer};
 };
@@ -136,6 +140,59 @@ TEST_F(Protocol, ARawPeerCanCallAfterTheHandshake) {
   ASSERT_TRUE(sum);
   EXPECT_EQ(sum->op(), wire::Op::kReply);
   EXPECT_EQ(sum->field(2).as<int>(), 5);
+}
+
+// Version 3: replies to calls in flight together may come in one BATCH of their bodies, to a
+// peer whose HELLO said 3; a version 2 peer gets each on its own. Every call is answered once.
+TEST_F(Protocol, PipelinedRepliesComeBatchedToAVersion3PeerAndOneByOneToAVersion2Peer) {
+  for (std::uint32_t version : {2u, 3u}) {
+    SCOPED_TRACE(version);
+    RawPeer peer(server->address, version);
+    auto welcome = peer.handshake(server->authkey);
+    ASSERT_TRUE(welcome && welcome->op() == wire::Op::kWelcome);
+    peer.send(
+        {body(5, 1, 0, std::string("create"),
+              std::make_tuple(std::string("Maths"), std::vector<int>{}), std::vector<int>{})});
+    auto created = peer.recv();
+    ASSERT_TRUE(created && created->op() == wire::Op::kReply);
+    const std::uint64_t maths = wire::as_id_list(created->field(3), "refs").at(0);
+    constexpr int kCalls = 300;
+    for (int i = 0; i < kCalls; ++i)
+      peer.send(
+          {body(5, 100 + i, maths, std::string("add"), std::make_tuple(i, 1), std::vector<int>{})});
+    std::map<std::uint64_t, int> results;
+    int batches = 0;
+    auto take = [&](const wire::Inbound& reply) {
+      ASSERT_EQ(reply.op(), wire::Op::kReply);
+      EXPECT_TRUE(
+          results.emplace(reply.field(1).as<std::uint64_t>(), reply.field(2).as<int>()).second)
+          << "answered twice";
+    };
+    while (results.size() < kCalls) {
+      auto in = peer.recv();
+      ASSERT_TRUE(in) << results.size() << " replies came";
+      if (in->op() != wire::Op::kBatch) {
+        take(*in);
+        continue;
+      }
+      ++batches;
+      const auto& list = in->field(1);
+      ASSERT_EQ(list.type, msgpack::type::ARRAY);
+      EXPECT_GE(list.via.array.size, 2u) << "a batch of one";
+      for (std::uint32_t k = 0; k < list.via.array.size; ++k) {
+        const auto& bin = list.via.array.ptr[k];
+        ASSERT_EQ(bin.type, msgpack::type::BIN);
+        wire::Frames frames;
+        frames.emplace_back(bin.via.bin.ptr, bin.via.bin.size);
+        take(*wire::Inbound::parse(std::move(frames), {}));
+      }
+    }
+    for (int i = 0; i < kCalls; ++i) EXPECT_EQ(results[static_cast<std::uint64_t>(100 + i)], i + 1);
+    if (version < 3)
+      EXPECT_EQ(batches, 0);
+    else
+      EXPECT_GT(batches, 0) << "300 calls in flight were all answered one by one";
+  }
 }
 
 TEST_F(Protocol, CallsBeforeAuthenticationAreRefused) {

@@ -106,7 +106,8 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
     throw ProtocolError("message body is not a non-empty array");
   in->fields_ = root.via.array;
   const msgpack::object& op = in->fields_.ptr[0];
-  if (op.type != msgpack::type::POSITIVE_INTEGER || op.via.u64 < 1 || op.via.u64 > 10)
+  if (op.type != msgpack::type::POSITIVE_INTEGER || op.via.u64 < 1 ||
+      op.via.u64 > static_cast<std::uint64_t>(Op::kBatch))
     throw ProtocolError("unknown message op");
   in->op_ = static_cast<Op>(op.via.u64);
   return in;

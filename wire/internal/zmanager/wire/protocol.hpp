@@ -17,7 +17,8 @@
 namespace zmanager::wire {
 
 // 2: a CALL may carry a seventh field, timeout_ms.
-inline constexpr std::uint32_t kProtocolVersion = 2;
+// 3: the server may send a client replies together, in one BATCH message.
+inline constexpr std::uint32_t kProtocolVersion = 3;
 inline constexpr std::uint32_t kMinProtocolVersion = 1;
 
 enum class Op : std::uint8_t {
@@ -31,6 +32,7 @@ enum class Op : std::uint8_t {
   kPing = 8,
   kPong = 9,
   kBye = 10,
+  kBatch = 11,  // server to client, version 3: replies and errors in one message
 };
 
 /// Object id 0 is the server itself (create, shared, release, stats, shutdown, describe).
