@@ -810,7 +810,6 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
 
 bool Connection::wait_for_reply(detail::CallState& state,
                                 std::optional<Clock::time_point> deadline) {
-  if (state.done()) return true;
   std::unique_lock lock(mu_);
   while (true) {
     if (state.done()) return true;
