@@ -96,6 +96,8 @@ struct Args {
   // "zmq": clients connect through ZeroMQ (tcp://127.0.0.1); "unix": through the server's
   // same-host transport (ServerOptions::local_address).
   std::string transport = "zmq";
+  // Calls in flight are sent through a zmanager::Batch: many to a message.
+  bool batch = false;
 };
 
 std::int64_t parse_int(const std::string& s, std::int64_t lo, std::int64_t hi, const char* what) {
@@ -132,6 +134,9 @@ Args parse(int argc, char** argv) {
       if (value != "zmq" && value != "unix")
         throw std::invalid_argument("--transport must be zmq or unix");
       a.transport = value;
+    } else if (opt == "--batch") {
+      if (value != "on" && value != "off") throw std::invalid_argument("--batch must be on or off");
+      a.batch = value == "on";
     } else if (opt == "--address") {
       a.address = value;
     } else if (opt == "--id") {
@@ -673,6 +678,8 @@ void child_calls(zmanager::SyncManager& m, const Args& a) {
     });
   } else {
     auto async = maths.async();
+    std::optional<zmanager::Batch> batch;
+    if (a.batch) batch.emplace(maths);
     r = run_window(
         a.window, a.seconds, [&](std::int64_t k) { return async.add(k, 1); },
         [](std::int64_t k, zmanager::Future<std::int64_t>& f) { check_sum(k, f.get()); });
@@ -811,6 +818,8 @@ Json pipelined_add(Context& c) {
   auto window = or_default(c.args.window, 64);
   auto maths = c.m.create<Maths>("Maths");
   auto async = maths.async();
+  std::optional<zmanager::Batch> batch;
+  if (c.args.batch) batch.emplace(maths);
   auto r = run_window(
       window, c.args.seconds, [&](std::int64_t k) { return async.add(k, 1); },
       [](std::int64_t k, zmanager::Future<std::int64_t>& f) { check_sum(k, f.get()); });
@@ -861,8 +870,8 @@ Json clients_add(Context& c, std::int64_t window) {
   auto n = or_default(c.args.clients, 8);
   ClientProcesses clients(c.server.address, c.authkey);
   for (std::int64_t i = 0; i < n; ++i)
-    clients.spawn(
-        "calls", {"--seconds", std::to_string(c.args.seconds), "--window", std::to_string(window)});
+    clients.spawn("calls", {"--seconds", std::to_string(c.args.seconds), "--window",
+                            std::to_string(window), "--batch", c.args.batch ? "on" : "off"});
   clients.close_spawn_ends();
   auto count = static_cast<std::size_t>(n);
   clients.expect("ready", count, Clock::now() + kStepLimit);

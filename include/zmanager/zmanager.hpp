@@ -2,6 +2,7 @@
 // ZeroMQ and msgpack. This umbrella header is all a user needs.
 #pragma once
 
+#include "zmanager/batch.hpp"
 #include "zmanager/boost_serialization.hpp"
 #include "zmanager/bytes.hpp"
 #include "zmanager/call.hpp"

@@ -146,6 +146,9 @@ std::optional<std::string> remap_call(wire::Frames& frames, const IdMap& moved) 
 // Requests made meanwhile wait in `held_`.
 class Connection final : public detail::Channel {
  public:
+  /// The most requests sent in one BATCH (the server takes up to 1024).
+  static constexpr std::size_t kMostBatched = 64;
+
   explicit Connection(const ConnectOptions& options);
   ~Connection() override;
   void start_keeper();
@@ -154,6 +157,8 @@ class Connection final : public detail::Channel {
                                           bool want_reply) override;
   void release(std::uint64_t object, std::uint64_t session) override;
   void close() override;
+  void hold_calls() override;
+  void send_held_calls(bool stop_holding) override;
   /// close(), then waits until what it queued (the goodbye above all) has left, up to the linger
   /// time: at exit no destructor does, and the process would end with the goodbye unsent.
   void close_and_flush();
@@ -200,7 +205,14 @@ class Connection final : public detail::Channel {
   bool take_socket();
   void give_back_socket();
   void enqueue(Outgoing out);
+  /// Whether `out` is to be sent now: false when it was held for a session, failed or dropped.
+  bool admit(Outgoing& out);
   void transmit(Outgoing& out);
+  /// Sends `list` in order, those without blob frames together as BATCH messages when the
+  /// server reads them (protocol version 4).
+  void transmit_all(std::vector<Outgoing>& list);
+  /// Sends the requests of a batch, already admitted: one message for them all.
+  void send_batch(std::vector<Outgoing>& batch);
   void add_pending(Outgoing out);
   /// Removes an answered call from pending_; returns its state.
   std::shared_ptr<detail::CallState> take_pending(PendingMap::iterator it);
@@ -260,6 +272,8 @@ class Connection final : public detail::Channel {
   std::condition_variable socket_cv_;  // the socket was given back, or a call completed
   bool socket_taken_ = false;
   std::vector<Outgoing> queue_;  // for the thread holding the socket
+  int holds_ = 0;                // Batch scopes open: requests wait in queue_ unsent
+  bool held_unsent_ = false;     // queue_ holds such requests and the holder was not woken
   bool closing_ = false;
   bool finished_ = false;
   std::function<std::exception_ptr()> broken_;  // makes the error of a broken connection
@@ -270,6 +284,7 @@ class Connection final : public detail::Channel {
   PendingMap pending_;  // sent, not answered; kept to resend
   // Nodes of answered calls, for the next calls: a node allocated per call showed in profiles.
   std::vector<PendingMap::node_type> spare_nodes_;
+  std::vector<Outgoing> batch_;  // being gathered by transmit_all (kept for its capacity)
   // Reading the clock for every message showed in profiles: messages set these flags, and the
   // times are taken once per poll in keep_alive().
   Clock::time_point last_heard_;
@@ -565,7 +580,7 @@ Connection::~Connection() {
 }
 
 void Connection::enqueue(Outgoing out) {
-  bool direct = false, wake = false;
+  bool direct = false, wake = false, queued = false;
   {
     std::lock_guard lock(mu_);
     if (broken_ || closing_) {
@@ -574,15 +589,29 @@ void Connection::enqueue(Outgoing out) {
                                 : std::make_exception_ptr(ConnectionError("connection closed")));
       return;
     }
-    direct = take_socket();
-    if (!direct) {
-      wake = queue_.empty();
+    if (holds_ > 0) {
+      // Held for a Batch: it leaves with the requests made after it, when a thread waits for
+      // a call, when the batch ends, or as soon as a whole batch is held.
       queue_.push_back(std::move(out));
+      queued = true;
+      if (queue_.size() < kMostBatched) {
+        held_unsent_ = true;
+        return;
+      }
+      held_unsent_ = false;
+      direct = take_socket();
+      wake = !direct;
+    } else {
+      direct = take_socket();
+      if (!direct) {
+        wake = queue_.empty();
+        queue_.push_back(std::move(out));
+      }
     }
   }
   if (direct) {
     try {
-      transmit(out);
+      if (!queued) transmit(out);  // what is queued leaves in give_back_socket()
     } catch (...) {
       give_back_socket();
       throw;
@@ -635,39 +664,83 @@ void Connection::give_back_socket() {
         break;
       }
       batch.swap(queue_);
+      held_unsent_ = false;
     }
-    for (auto& out : batch) transmit(out);
+    transmit_all(batch);
   }
   socket_cv_.notify_all();
 }
 
-void Connection::transmit(Outgoing& out) {
+bool Connection::admit(Outgoing& out) {
   if (link_ == Link::kDown) {
     if (out.state) {
       std::lock_guard lock(mu_);
       out.state->fail(broken_ ? broken_()
                               : std::make_exception_ptr(ConnectionError("connection closed")));
     }
-    return;
+    return false;
   }
   if (link_ != Link::kUp) {
     held_.push_back(std::move(out));
-    return;
+    return false;
   }
-  if (out.session != 0 && out.session != session() && !bring_up_to_date(out)) return;
+  if (out.session != 0 && out.session != session() && !bring_up_to_date(out)) return false;
+  if (out.state && out.state->past_deadline(Clock::now())) {
+    out.state->fail(
+        std::make_exception_ptr(TimeoutError("the call waited for a new session with '" + address_ +
+                                             "' past its deadline and was never sent")));
+    return false;
+  }
+  return true;
+}
+
+void Connection::transmit(Outgoing& out) {
+  if (!admit(out)) return;
   if (!out.state) {
     transport_->send(out.frames, false);
   } else {
-    if (out.state->past_deadline(Clock::now())) {
-      out.state->fail(std::make_exception_ptr(
-          TimeoutError("the call waited for a new session with '" + address_ +
-                       "' past its deadline and was never sent")));
-      return;
-    }
     // Kept until answered: a server that says it never got the call has it sent again.
     transport_->send(out.frames, /*keep=*/true);
     add_pending(std::move(out));
   }
+  sent_ = true;
+}
+
+void Connection::transmit_all(std::vector<Outgoing>& list) {
+  if (list.size() < 2 || server_version_.load(std::memory_order_relaxed) < 4) {
+    for (auto& out : list) transmit(out);
+    return;
+  }
+  batch_.clear();
+  for (auto& out : list) {
+    if (!admit(out)) continue;
+    if (out.frames.size() == 1) {
+      batch_.push_back(std::move(out));
+      if (batch_.size() == kMostBatched) send_batch(batch_);
+      continue;
+    }
+    send_batch(batch_);  // first, to keep the order
+    batch_.push_back(std::move(out));
+    send_batch(batch_);
+  }
+  send_batch(batch_);
+}
+
+void Connection::send_batch(std::vector<Outgoing>& batch) {
+  if (batch.empty()) return;
+  if (batch.size() == 1) {
+    auto& out = batch.front();
+    transport_->send(out.frames, /*keep=*/out.state != nullptr);
+  } else {
+    auto frames = wire::encode_batch(
+        batch.size(), [&](std::size_t i) -> auto& { return batch[i].frames.front(); });
+    transport_->send(frames, false);
+  }
+  // Calls are kept until answered, each on its own: one the server says it never got is sent
+  // again alone.
+  for (auto& out : batch)
+    if (out.state) add_pending(std::move(out));
+  batch.clear();
   sent_ = true;
 }
 
@@ -701,8 +774,9 @@ bool Connection::send_queued() {
     std::lock_guard lock(mu_);
     if (closing_) return false;
     batch.swap(queue_);
+    held_unsent_ = false;
   }
-  for (auto& out : batch) transmit(out);
+  transmit_all(batch);
   return true;
 }
 
@@ -828,6 +902,11 @@ bool Connection::wait_for_reply(detail::CallState& state,
       give_back_socket();
       return state.done();  // pump returns when the call is done or the deadline passed
     }
+    if (std::exchange(held_unsent_, false)) {
+      // Requests held for a Batch may include this call: the holder must send them.
+      std::uint64_t one = 1;
+      [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    }
     if (deadline && Clock::now() >= *deadline) return false;
     // Another thread holds the socket: it completes this call or gives the socket back.
     if (deadline)
@@ -862,7 +941,7 @@ void Connection::finish() {
     std::lock_guard lock(mu_);
     batch.swap(queue_);
   }
-  for (auto& out : batch) transmit(out);
+  transmit_all(batch);
   wire::Encoder enc;
   enc.packer().pack_array(1);
   enc.packer().pack(static_cast<std::uint8_t>(Op::kBye));
@@ -874,6 +953,32 @@ void Connection::finish() {
     finished_ = true;
   }
   socket_cv_.notify_all();
+}
+
+void Connection::hold_calls() {
+  std::lock_guard lock(mu_);
+  ++holds_;
+}
+
+void Connection::send_held_calls(bool stop_holding) {
+  bool direct = false;
+  {
+    std::lock_guard lock(mu_);
+    if (stop_holding && holds_ > 0) --holds_;
+    if (queue_.empty() || closing_ || finished_) return;
+    held_unsent_ = false;
+    direct = take_socket();
+  }
+  if (direct) {
+    try {
+      give_back_socket();                // sends what is queued
+    } catch (const std::exception& e) {  // called from ~Batch: reported, not thrown
+      log::warn("sending the calls of a batch to ", address_, ": ", e.what());
+    }
+  } else {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  }
 }
 
 void Connection::close() {

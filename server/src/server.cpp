@@ -464,8 +464,18 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   void start();
   void serve();
-  void handle(std::string routing, wire::Frames frames);
-  void handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in);
+  /// A message read, and the peer it came from; `batched` if it came inside a BATCH.
+  struct Received {
+    std::string routing;
+    wire::Frames frames;
+    bool batched = false;
+  };
+  void handle(Received received);
+  void handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in, bool batched);
+  /// Puts the messages of a client's BATCH at the head of the inbox, in order, each to be
+  /// handled as if it had come alone. A batch that is not an array of bins, or too long, is
+  /// refused whole.
+  void unbatch(const std::string& routing, const wire::Inbound& batch);
   void hello(const std::string& routing, const wire::Inbound& in);
   void authenticate(const std::string& routing, const wire::Inbound& in);
   /// Runs a call; `session` is null for calls made inside the server (LocalChannel).
@@ -489,8 +499,6 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // connection (stream->write_queued() writes it); true if it went to the ROUTER.
   bool send_locked(const std::string& routing, wire::Frames& frames);
   void wake_poller_if_readable();
-  /// A message read, and the peer it came from.
-  using Received = std::pair<std::string, wire::Frames>;
   /// Takes up to `max` whole messages that have arrived on the ZeroMQ socket ...
   void receive_batch(std::deque<Received>& into, std::size_t max);
   /// ... and on the same-host transport's connections that `ready` names (some may have
@@ -544,15 +552,19 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::atomic<bool> stopped{false};
   std::unordered_map<std::string, Session> sessions;      // by routing id; polling thread only
   std::unordered_map<std::string, Handshake> handshakes;  // by routing id; polling thread only
-  std::unordered_set<std::string> ended_routings;         // polling thread only
-  std::deque<std::string> ended_order;                    // oldest first, to bound the set
+  // Read, not yet handled; polling thread only. A step that loses the polling while it runs a
+  // call (see dispatch()) leaves the rest to the thread that took it over.
+  std::deque<Received> inbox;
+  std::unordered_set<std::string> ended_routings;  // polling thread only
+  std::deque<std::string> ended_order;             // oldest first, to bound the set
   std::atomic<std::size_t> session_count{0};
   // Told to clients in WELCOME: a client that reconnects learns whether this is the server it
   // knew (its objects may still be there) or a new one (object ids start again at 1).
   const std::uint64_t epoch = wire::random_u64();
   std::map<std::string, std::uint64_t, std::less<>> shared_ids;
 
-  std::atomic<std::uint64_t> calls{0}, errors{0}, rejected{0}, auth_failures{0}, expired{0};
+  std::atomic<std::uint64_t> calls{0}, errors{0}, rejected{0}, auth_failures{0}, expired{0},
+      batches{0};
   // Refusals by limit (ServerStats::limits_hit).
   std::atomic<std::uint64_t> over_message_limit{0}, over_waiter_limit{0}, over_session_limit{0};
 
@@ -687,17 +699,8 @@ bool Server::Impl::flush_outbox_locked() {
       to_router |= send_locked(peer, *replies.front());
       continue;
     }
-    wire::Encoder enc;
-    auto& pk = enc.packer();
-    pk.pack_array(2);
-    pk.pack(static_cast<std::uint8_t>(Op::kBatch));
-    pk.pack_array(static_cast<std::uint32_t>(replies.size()));
-    for (const wire::Frames* reply : replies) {
-      const zmq::message_t& body = reply->front();
-      pk.pack_bin(static_cast<std::uint32_t>(body.size()));
-      pk.pack_bin_body(static_cast<const char*>(body.data()), body.size());
-    }
-    auto frames = wire::to_frames(enc);
+    auto frames = wire::encode_batch(
+        replies.size(), [&](std::size_t i) -> auto& { return replies[i]->front(); });
     to_router |= send_locked(peer, frames);
   }
   outbox.clear();
@@ -729,7 +732,7 @@ void Server::Impl::receive_batch(std::deque<Received>& into, std::size_t max) {
     }
     std::string routing(static_cast<const char*>(frames->front().data()), frames->front().size());
     frames->erase(frames->begin());
-    into.emplace_back(std::move(routing), std::move(*frames));
+    into.push_back(Received{std::move(routing), std::move(*frames)});
   }
 }
 
@@ -737,7 +740,8 @@ void Server::Impl::receive_local(std::deque<Received>& into, const std::vector<e
                                  std::size_t max) {
   server::StreamListener::Events events;
   stream->handle(ready.data(), ready.size(), events, max);
-  for (auto& [routing, frames] : events.messages) into.emplace_back(routing, std::move(frames));
+  for (auto& [routing, frames] : events.messages)
+    into.push_back(Received{routing, std::move(frames)});
   for (auto& [routing, refused] : events.refused) {
     LimitError error("message over a limit: " + refused.why);
     reject(routing, sessions.count(routing) ? refused.request_id : 0, error);
@@ -763,25 +767,53 @@ void Server::Impl::reject(const std::string& routing, std::uint64_t request_id,
   send_now(routing, encode_error(request_id, wire::WireError::from(e, kind_of(e))));
 }
 
-void Server::Impl::handle(std::string routing, wire::Frames frames) {
+void Server::Impl::handle(Received received) {
+  const std::string& routing = received.routing;
   // Read before parsing, so that a call refused by the parser still fails at its caller
   // instead of leaving it waiting.
-  const std::uint64_t request_id = wire::peek_request_id(frames.front());
+  const std::uint64_t request_id = wire::peek_request_id(received.frames.front());
   std::shared_ptr<wire::Inbound> in;
   try {
-    in = wire::Inbound::parse(std::move(frames), limits);
+    in = wire::Inbound::parse(std::move(received.frames), limits);
   } catch (const std::exception& e) {
     reject(routing, sessions.count(routing) ? request_id : 0, e);
     return;
   }
   try {
-    handle_message(routing, std::move(in));
+    handle_message(routing, std::move(in), received.batched);
   } catch (const std::exception& e) {
     reject(routing, 0, e);
   }
 }
 
-void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in) {
+void Server::Impl::unbatch(const std::string& routing, const wire::Inbound& batch) {
+  // The client sends at most 64; the bound keeps one message from filling the inbox.
+  constexpr std::uint32_t kMostBatched = 1024;
+  const msgpack::object& list = batch.field(1);
+  if (list.type != msgpack::type::ARRAY) throw ProtocolError("a batch holds no array");
+  if (list.via.array.size > kMostBatched)
+    throw LimitError("a batch of " + std::to_string(list.via.array.size) + " messages (at most " +
+                     std::to_string(kMostBatched) + ")");
+  for (std::uint32_t i = 0; i < list.via.array.size; ++i)
+    if (list.via.array.ptr[i].type != msgpack::type::BIN)
+      throw ProtocolError("a batched message is not bin");
+  std::vector<Received> messages;
+  messages.reserve(list.via.array.size);
+  for (std::uint32_t i = 0; i < list.via.array.size; ++i) {
+    const auto& bin = list.via.array.ptr[i].via.bin;
+    wire::Frames frames;
+    frames.emplace_back(bin.ptr, bin.size);
+    messages.push_back(Received{routing, std::move(frames), /*batched=*/true});
+  }
+  inbox.insert(inbox.begin(), std::make_move_iterator(messages.begin()),
+               std::make_move_iterator(messages.end()));
+  ++batches;
+}
+
+void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in,
+                                  bool batched) {
+  if (batched && (in->op() == Op::kHello || in->op() == Op::kAuth || in->op() == Op::kBatch))
+    throw ProtocolError("a batch carries no handshake and no batch");
   switch (in->op()) {
     case Op::kHello:
       hello(routing, *in);
@@ -843,6 +875,9 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
     }
     case Op::kBye:
       end_session(routing, "said goodbye");
+      return;
+    case Op::kBatch:
+      unbatch(routing, *in);
       return;
     default:
       throw ProtocolError("unexpected message op " + std::to_string(static_cast<int>(in->op())));
@@ -1229,6 +1264,7 @@ ServerStats Server::Impl::stats() const {
   s.created = table.created();
   s.destroyed = table.destroyed();
   s.calls = calls.load();
+  s.batches = batches.load();
   s.errors = errors.load();
   s.rejected = rejected.load();
   s.auth_failures = auth_failures.load();
@@ -1271,9 +1307,6 @@ void Server::Impl::serve() {
   };
   auto last_sweep = Clock::now();
   auto wait = options.heartbeat_interval;
-  // Read, not yet handled. A step that loses the polling while it runs a call (see dispatch())
-  // leaves the rest to the thread that took it over.
-  std::deque<Received> inbox;
   std::function<void()> step = [&] {
     // What a step that lost the polling during a slow call had not sent yet (see dispatch()).
     flush_outbox();
@@ -1311,9 +1344,9 @@ void Server::Impl::serve() {
     }
     step_time = Clock::now();
     while (!inbox.empty()) {
-      auto [routing, frames] = std::move(inbox.front());
+      auto received = std::move(inbox.front());
       inbox.pop_front();
-      handle(std::move(routing), std::move(frames));
+      handle(std::move(received));
       if (!server::WorkerPool::polling_here()) return flush_outbox();
     }
     flush_outbox();

@@ -62,6 +62,14 @@ SEEDS = {
     "reply": message([6, 1, {"values": [1, 2, 3], "blob": blob(0)}, []], [b"abc"]),
     "error": message([7, 2, {"kind": "raised", "type": "KeyError", "message": "'k'",
                              "method": "getitem", "object": "4"}]),
+    # Version 3: calls sent together, each body a bin; replies come back the same way.
+    "batch_calls": message([11, [msgpack.packb([5, 10, 7, "add", [1, 2], []]),
+                                 msgpack.packb([5, 11, 7, "get", ["k", None, 0.5], [], 100]),
+                                 msgpack.packb([8])]]),
+    "batch_replies": message([11, [msgpack.packb([6, 10, 3, []]),
+                                   msgpack.packb([7, 11, {"kind": "raised", "type": "KeyError",
+                                                          "message": "'k'", "method": "get",
+                                                          "object": "7"}])]]),
     "stream_hello_call": stream(([1, 2, b"\x01" * 32, "local"], []),
                                 ([5, 5, 11, "user", [3, 0.5, "name", blob(1)], []], [b"side"])),
     # Over the fuzzer's 8 frames: read past, and the ping after it still parses.

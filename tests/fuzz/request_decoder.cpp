@@ -131,6 +131,54 @@ std::size_t decode_stream(const std::uint8_t* data, std::size_t size, const wire
   return parsed;
 }
 
+void decode_message(const wire::Inbound& in, const wire::Limits& limits, bool batched);
+
+// A BATCH (versions 3 and 4): each bin a message of its own, as the server and the client read them;
+// nested batches are refused by both.
+void decode_batch(const wire::Inbound& in, const wire::Limits& limits) {
+  attempt([&] {
+    const msgpack::object& list = in.field(1);
+    if (list.type != msgpack::type::ARRAY) throw ProtocolError("a batch holds no array");
+    for (std::uint32_t i = 0; i < list.via.array.size && i < 1024; ++i) {
+      const msgpack::object& bin = list.via.array.ptr[i];
+      if (bin.type != msgpack::type::BIN) throw ProtocolError("a batched message is not bin");
+      attempt([&] {
+        wire::Frames frames;
+        frames.emplace_back(bin.via.bin.ptr, bin.via.bin.size);
+        decode_message(*wire::Inbound::parse(std::move(frames), limits), limits, true);
+      });
+    }
+  });
+}
+
+void decode_message(const wire::Inbound& in, const wire::Limits& limits, bool batched) {
+  switch (in.op()) {
+    case wire::Op::kHello:
+      attempt([&] { wire::as_u64(in.field(1), "protocol version"); });
+      attempt([&] {
+        wire::Nonce nonce;
+        wire::read_nonce(in.field(2), nonce);
+      });
+      attempt([&] { wire::as_string(in.field(3), "client name"); });
+      break;
+    case wire::Op::kAuth:
+      attempt([&] { wire::equal_constant_time(in.field(1), wire::Mac{}); });
+      break;
+    case wire::Op::kCall:
+      decode_call(in);
+      break;
+    case wire::Op::kReply:
+    case wire::Op::kError:
+      decode_answer(in);
+      break;
+    case wire::Op::kBatch:
+      if (!batched) decode_batch(in, limits);
+      break;
+    default:
+      break;
+  }
+}
+
 }  // namespace
 
 bool decode_request(const std::uint8_t* data, std::size_t size) {
@@ -142,28 +190,7 @@ bool decode_request(const std::uint8_t* data, std::size_t size) {
   } catch (const Error&) {
     return framed;
   }
-  switch (in->op()) {
-    case wire::Op::kHello:
-      attempt([&] { wire::as_u64(in->field(1), "protocol version"); });
-      attempt([&] {
-        wire::Nonce nonce;
-        wire::read_nonce(in->field(2), nonce);
-      });
-      attempt([&] { wire::as_string(in->field(3), "client name"); });
-      break;
-    case wire::Op::kAuth:
-      attempt([&] { wire::equal_constant_time(in->field(1), wire::Mac{}); });
-      break;
-    case wire::Op::kCall:
-      decode_call(*in);
-      break;
-    case wire::Op::kReply:
-    case wire::Op::kError:
-      decode_answer(*in);
-      break;
-    default:
-      break;
-  }
+  decode_message(*in, limits, false);
   return true;
 }
 

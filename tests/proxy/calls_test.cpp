@@ -78,6 +78,67 @@ TEST_F(Calls, TenThousandPipelinedCallsAreMatchedToTheirRequests) {
   }
 }
 
+// zmanager::Batch: calls leave together (the server counts BATCH messages), in order, a call
+// with blob frames among them leaves on its own, and each gets its own answer.
+TEST_F(Calls, CallsMadeInABatchLeaveTogetherInOrderAndEachGetsItsAnswer) {
+  auto maths = manager.create<Maths>("Maths");
+  auto counter = manager.create<Counter>("Counter", 0);
+  const auto batches_before = stats().batches;
+  std::vector<zmanager::Future<int>> counts;
+  std::vector<zmanager::Future<int>> sums;
+  zmanager::Future<std::size_t> blob_length;
+  zmanager::Future<int> failing;
+  {
+    zmanager::Batch batch(maths);
+    for (int i = 0; i < 100; ++i) {
+      counts.push_back(counter.async().increment(1));
+      sums.push_back(maths.async().add(i, 1));
+      if (i == 50) blob_length = maths.async().length(zmanager::Bytes(std::string(1 << 20, 'b')));
+      if (i == 60) failing = maths.async().fail_key("k");
+    }
+    // Waiting sends what is held, so a wait inside the batch never stalls on its own call.
+    ASSERT_TRUE(sums.back().wait_for(10s));
+  }
+  for (int i = 0; i < 100; ++i) {
+    ASSERT_TRUE(counts[static_cast<std::size_t>(i)].wait_for(10s)) << i;
+    EXPECT_EQ(counts[static_cast<std::size_t>(i)].get(), i + 1) << "out of order";
+    EXPECT_EQ(sums[static_cast<std::size_t>(i)].get(), i + 1);
+  }
+  EXPECT_EQ(blob_length.get(), std::size_t{1} << 20);
+  EXPECT_THROW(failing.get(), zmanager::KeyError);
+  // 201 small calls, at most 64 to a message: at least 4 batches.
+  EXPECT_GE(stats().batches - batches_before, 4u);
+}
+
+TEST_F(Calls, ACallHeldByABatchIsSentWhenAnotherThreadWaitsForIt) {
+  auto maths = manager.create<Maths>("Maths");
+  zmanager::Batch batch(maths);
+  auto sum = maths.async().add(2, 3);
+  bool answered = false;
+  std::thread waiter([&] { answered = sum.wait_for(10s); });
+  waiter.join();
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(sum.get(), 5);
+  EXPECT_EQ(maths.add(1, 1), 2);  // a synchronous call inside a batch: sent, then waited for
+}
+
+TEST_F(Calls, ABatchEndingSendsWhatItHeldWithoutAnyWait) {
+  auto maths = manager.create<Maths>("Maths");
+  auto mailbox = manager.create<Mailbox>("Mailbox");
+  auto letter = mailbox.async().get(10000);  // parked on the server until a post
+  {
+    zmanager::Batch batch(maths);
+    mailbox.async().post("first");
+    mailbox.async().post("second");
+    batch.flush();
+    mailbox.async().post("third");
+  }  // nobody waits on the posts: the batch's end sends the last one
+  ASSERT_TRUE(letter.wait_for(10s));
+  EXPECT_EQ(letter.get(), "first");
+  EXPECT_EQ(mailbox.get(1000), "second");
+  EXPECT_EQ(mailbox.get(1000), "third");
+}
+
 TEST_F(Calls, LargeBytesTravelAsFramesBothWays) {
   auto maths = manager.create<Maths>("Maths");
   zmanager::Bytes big(8u << 20);

@@ -195,6 +195,117 @@ TEST_F(Protocol, PipelinedRepliesComeBatchedToAVersion3PeerAndOneByOneToAVersion
   }
 }
 
+// The messages a peer received, each message of a BATCH on its own, until `count` came (or
+// nothing more within the timeout).
+std::vector<std::shared_ptr<wire::Inbound>> receive_unbatched(RawPeer& peer, std::size_t count) {
+  std::vector<std::shared_ptr<wire::Inbound>> got;
+  while (got.size() < count) {
+    auto in = peer.recv();
+    if (!in) break;
+    if (in->op() != wire::Op::kBatch) {
+      got.push_back(std::move(in));
+      continue;
+    }
+    const auto& list = in->field(1);
+    for (std::uint32_t k = 0; k < list.via.array.size; ++k) {
+      wire::Frames frames;
+      frames.emplace_back(list.via.array.ptr[k].via.bin.ptr, list.via.array.ptr[k].via.bin.size);
+      got.push_back(wire::Inbound::parse(std::move(frames), {}));
+    }
+  }
+  return got;
+}
+
+// BATCH from client to server: `bodies`, each a bin.
+std::string batch_of(const std::vector<std::string>& bodies) {
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> pk(b);
+  pk.pack_array(2);
+  pk.pack(11);
+  pk.pack_array(static_cast<std::uint32_t>(bodies.size()));
+  for (const auto& one : bodies) {
+    pk.pack_bin(static_cast<std::uint32_t>(one.size()));
+    pk.pack_bin_body(one.data(), one.size());
+  }
+  return std::string(b.data(), b.size());
+}
+
+// Version 4: a client may send many calls as one BATCH; each is handled as if it had come
+// alone, so one that is malformed, mis-typed or not a call costs only itself.
+TEST_F(Protocol, CallsSentInOneBatchAreEachAnsweredAndABadOneCostsOnlyItself) {
+  RawPeer peer(server->address, 4);
+  auto welcome = peer.handshake(server->authkey);
+  ASSERT_TRUE(welcome && welcome->op() == wire::Op::kWelcome);
+  peer.send({body(5, 1, 0, std::string("create"),
+                  std::make_tuple(std::string("Maths"), std::vector<int>{}), std::vector<int>{})});
+  auto created = peer.recv();
+  ASSERT_TRUE(created && created->op() == wire::Op::kReply);
+  const std::uint64_t maths = wire::as_id_list(created->field(3), "refs").at(0);
+
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 10; ++i)
+    bodies.push_back(
+        body(5, 100 + i, maths, std::string("add"), std::make_tuple(i, 1), std::vector<int>{}));
+  bodies.push_back("\xc1 not msgpack");  // malformed: an error with request id 0
+  bodies.push_back(body(5, 200, maths, std::string("add"), std::make_tuple(std::string("x"), 1),
+                        std::vector<int>{}));  // mis-typed: its own error
+  bodies.push_back(batch_of({body(5, 300, maths, std::string("add"), std::make_tuple(1, 1),
+                                  std::vector<int>{})}));  // nested: refused, never run
+  bodies.push_back(body(1, 2, std::string(32, 'n')));      // a HELLO has no place in a batch
+  peer.send({batch_of(bodies)});
+
+  auto got = receive_unbatched(peer, 14);
+  ASSERT_EQ(got.size(), 14u);
+  std::map<std::uint64_t, int> sums;
+  std::map<std::uint64_t, std::string> errors;  // request id -> type
+  int unaddressed_errors = 0;
+  for (const auto& in : got) {
+    const auto id = in->field(1).as<std::uint64_t>();
+    if (in->op() == wire::Op::kReply) {
+      EXPECT_TRUE(sums.emplace(id, in->field(2).as<int>()).second) << "answered twice";
+      continue;
+    }
+    auto e = peer.error_of(in);
+    if (id == 0)
+      ++unaddressed_errors;
+    else
+      errors[id] = e.type;
+  }
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(sums[static_cast<std::uint64_t>(100 + i)], i + 1);
+  EXPECT_EQ(errors[200], "TypeError");
+  EXPECT_EQ(unaddressed_errors, 3);  // the malformed body, the nested batch, the hello
+  EXPECT_EQ(sums.count(300), 0u);
+  EXPECT_FALSE(peer.recv(200ms)) << "more answers than messages";
+  expect_server_serves();
+}
+
+TEST_F(Protocol, ABatchBeforeAuthenticationIsRefusedAndNothingInItRuns) {
+  RawPeer peer(server->address, 4);
+  peer.send({batch_of(
+      {body(5, 11, 0, std::string("create"),
+            std::make_tuple(std::string("Maths"), std::vector<int>{}), std::vector<int>{})})});
+  auto e = peer.error_of(peer.recv());
+  EXPECT_EQ(e.kind, "no_session");
+  EXPECT_FALSE(peer.recv(200ms));
+  expect_server_serves();
+}
+
+TEST_F(Protocol, AMalformedOrOversizedBatchIsRefusedWhole) {
+  RawPeer peer(server->address, 4);
+  auto welcome = peer.handshake(server->authkey);
+  ASSERT_TRUE(welcome && welcome->op() == wire::Op::kWelcome);
+  peer.send({body(11, 5)});  // no array
+  EXPECT_EQ(peer.error_of(peer.recv()).kind, "bad_request");
+  peer.send({body(11, std::vector<int>{1, 2})});  // not bins
+  EXPECT_EQ(peer.error_of(peer.recv()).kind, "bad_request");
+  // More messages than a batch may carry: refused before any runs.
+  std::vector<std::string> pings(1025, body(8));
+  peer.send({batch_of(pings)});
+  EXPECT_EQ(peer.error_of(peer.recv()).kind, "limit");
+  EXPECT_FALSE(peer.recv(200ms)) << "a message of the refused batch was handled";
+  expect_server_serves();
+}
+
 TEST_F(Protocol, CallsBeforeAuthenticationAreRefused) {
   RawPeer peer(server->address);
   peer.send({body(5, 11, 0, std::string("stats"), std::vector<int>{}, std::vector<int>{})});

@@ -47,6 +47,7 @@ struct ServerStats {
   std::uint64_t calls = 0;      // calls dispatched
   std::uint64_t errors = 0;     // calls answered with an error
   std::uint64_t rejected = 0;   // malformed, oversized or unauthenticated messages
+  std::uint64_t batches = 0;    // BATCH messages of calls received (zmanager::Batch)
   std::uint64_t auth_failures = 0;
   std::uint64_t expired_sessions = 0;
   std::map<std::string, std::uint64_t> objects_by_type;
@@ -55,7 +56,7 @@ struct ServerStats {
   /// "waiters_per_session", "sessions".
   std::map<std::string, std::uint64_t> limits_hit;
   MSGPACK_DEFINE_MAP(objects, sessions, created, destroyed, calls, errors, rejected, auth_failures,
-                     expired_sessions, objects_by_type, limits_hit);
+                     expired_sessions, objects_by_type, limits_hit, batches);
 };
 
 /// A server bound to its address from construction. `serve_forever()` runs it on the calling

@@ -107,6 +107,10 @@ class Channel : public std::enable_shared_from_this<Channel> {
   virtual wire::RefHooks* request_hooks() { return nullptr; }
   /// Ends the channel: pending and later calls fail with ConnectionError.
   virtual void close() {}
+  /// For zmanager::Batch: from hold_calls() until the matching send_held_calls(true), requests
+  /// wait to leave together (when a thread waits for a call, or send_held_calls() is called).
+  virtual void hold_calls() {}
+  virtual void send_held_calls(bool /*stop_holding*/) {}
   /// The timeout of calls made through proxies that set none (ConnectOptions::call_timeout).
   virtual CallTimeout default_call_timeout() const { return std::nullopt; }
   /// Whether the server takes a call's timeout with the call (protocol version 2), so that it

@@ -18,7 +18,8 @@ namespace zmanager::wire {
 
 // 2: a CALL may carry a seventh field, timeout_ms.
 // 3: the server may send a client replies together, in one BATCH message.
-inline constexpr std::uint32_t kProtocolVersion = 3;
+// 4: a client may send the server calls together, in one BATCH message.
+inline constexpr std::uint32_t kProtocolVersion = 4;
 inline constexpr std::uint32_t kMinProtocolVersion = 1;
 
 enum class Op : std::uint8_t {
@@ -112,6 +113,22 @@ std::uint64_t peek_request_id(const zmq::message_t& body);
 
 /// Turns an encoder's output into frames: the body, then one frame per blob.
 Frames to_frames(Encoder& enc);
+/// A BATCH message (docs/protocol.md, section 2) of `count` single-frame messages, the i-th
+/// body being `body_at(i)` (a zmq::message_t).
+template <class BodyAt>
+Frames encode_batch(std::size_t count, BodyAt&& body_at) {
+  Encoder enc;
+  auto& pk = enc.packer();
+  pk.pack_array(2);
+  pk.pack(static_cast<std::uint8_t>(Op::kBatch));
+  pk.pack_array(static_cast<std::uint32_t>(count));
+  for (std::size_t i = 0; i < count; ++i) {
+    const zmq::message_t& body = body_at(i);
+    pk.pack_bin(static_cast<std::uint32_t>(body.size()));
+    pk.pack_bin_body(static_cast<const char*>(body.data()), body.size());
+  }
+  return to_frames(enc);
+}
 /// Reads a uint64 field, throwing ProtocolError otherwise.
 std::uint64_t as_u64(const msgpack::object& o, std::string_view what);
 std::string as_string(const msgpack::object& o, std::string_view what);
