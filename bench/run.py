@@ -40,7 +40,7 @@ RUNS = [
     ("sync_add", "sync_add", [], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
     ("pipelined_add_w64", "pipelined_add", ["--window", "64"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
     ("pipelined_add_w256", "pipelined_add", ["--window", "256"], ["zmanager", "zmanager_local", "zmq", "unix"], False),
-    # The same calls sent through a zmanager::Batch (up to 64 to a message, protocol version 4).
+    # The same calls sent through a zmanager::Batch (up to 32 to a message, protocol version 4).
     ("pipelined_add_w64_batch", "pipelined_add", ["--window", "64", "--batch", "on"], ["zmanager"], False),
     ("pipelined_add_w256_batch", "pipelined_add", ["--window", "256", "--batch", "on"], ["zmanager"], False),
     ("dict_set", "dict_set", [], ["zmanager", "zmanager_local", "python", "zmq"], False),

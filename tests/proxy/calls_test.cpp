@@ -106,7 +106,7 @@ TEST_F(Calls, CallsMadeInABatchLeaveTogetherInOrderAndEachGetsItsAnswer) {
   }
   EXPECT_EQ(blob_length.get(), std::size_t{1} << 20);
   EXPECT_THROW(failing.get(), zmanager::KeyError);
-  // 201 small calls, at most 64 to a message: at least 4 batches.
+  // 201 small calls, at most 32 to a message: at least 4 batches.
   EXPECT_GE(stats().batches - batches_before, 4u);
 }
 

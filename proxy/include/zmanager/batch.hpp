@@ -8,8 +8,8 @@
 namespace zmanager {
 
 /// While a Batch lives, the calls made on its connection (from any thread, through any proxy
-/// of that connection) are held and leave together, up to 64 in one message, instead of one
-/// message each: when the Batch ends, at flush(), when 64 are held, and whenever a thread waits
+/// of that connection) are held and leave together, up to 32 in one message, instead of one
+/// message each: when the Batch ends, at flush(), when 32 are held, and whenever a thread waits
 /// for a call of that connection (so that waiting on a held call never stalls). A future that
 /// is already done is read without a wait. Calls keep their order and each still gets its own
 /// answer or error. Worth it for bursts of async() calls; a Batch changes nothing for a server
