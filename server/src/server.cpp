@@ -787,7 +787,7 @@ void Server::Impl::handle(Received received) {
 }
 
 void Server::Impl::unbatch(const std::string& routing, const wire::Inbound& batch) {
-  // The client sends at most 64; the bound keeps one message from filling the inbox.
+  // The C++ client sends at most 32; the bound keeps one message from filling the inbox.
   constexpr std::uint32_t kMostBatched = 1024;
   const msgpack::object& list = batch.field(1);
   if (list.type != msgpack::type::ARRAY) throw ProtocolError("a batch holds no array");
