@@ -2,6 +2,7 @@
 // Usage: maths_client [--address tcp://host:50000] [--authkey KEY] [--shutdown]
 #include <cstring>
 #include <iostream>
+#include <vector>
 
 #include "maths.hpp"
 
@@ -25,6 +26,15 @@ int main(int argc, char** argv) try {
   zmanager::Proxy<MathsClass> maths = manager.create<MathsClass>("Maths");
   std::cout << maths.add(4, 3) << '\n';  // 7
   std::cout << maths.mul(7, 8) << '\n';  // 56
+  // A burst of calls in flight, sent a few dozen to a message (a Redis pipeline, in effect).
+  std::vector<zmanager::Future<int>> sums;
+  {
+    zmanager::Batch batch(maths);
+    for (int i = 0; i < 100; ++i) sums.push_back(maths.async().add(i, 1));
+  }
+  int total = 0;
+  for (auto& sum : sums) total += sum.get();
+  std::cout << total << '\n';  // 5050
 } catch (const zmanager::Error& e) {
   std::cerr << "maths_client: " << e.what() << '\n';
   return 1;

@@ -13,13 +13,13 @@ fi
 
 start_server server "$bin/maths_server" --address tcp://127.0.0.1:0 --session-ttl 5s --heartbeat 500ms
 trap 'kill $server_pid 2>/dev/null || true' EXIT
-expect_output $'7\n56' "$bin/maths_client" --address "$server_address"
-expect_output $'7\n56' "$bin/maths_client" --address "$server_address"
+expect_output $'7\n56\n5050' "$bin/maths_client" --address "$server_address"
+expect_output $'7\n56\n5050' "$bin/maths_client" --address "$server_address"
 # A client with the wrong key is refused; the server keeps serving.
 if timeout 30 "$bin/maths_client" --address "$server_address" --authkey wrong 2>/dev/null; then
   fail "a client with the wrong authkey was served"
 fi
-expect_output $'7\n56' "$bin/maths_client" --address "$server_address"
+expect_output $'7\n56\n5050' "$bin/maths_client" --address "$server_address"
 timeout 30 "$bin/maths_client" --address "$server_address" --shutdown
 timeout 30 tail --pid="$server_pid" -f /dev/null || fail "the server did not exit after shutdown"
 wait "$server_pid" || fail "the server exited with $?"

@@ -73,7 +73,7 @@ refused "--local-address and --bind are both unix:// addresses" --bind "unix://@
 start_server flags "$server" "${at[@]}" --authkey-file "$work/key" --plugin "$plugin" \
   --session-ttl 5s --heartbeat 500ms --log-level warn
 pids+=("$flags_pid")
-expect_output $'7\n56' "$client" --address "$flags_address" --authkey "$key"
+expect_output $'7\n56\n5050' "$client" --address "$flags_address" --authkey "$key"
 expect_output "built-ins: ok" timeout 60 /usr/bin/python3 - "$flags_address" "$key" "$interop" <<'PY'
 import sys
 sys.path.insert(0, sys.argv[3])
@@ -107,8 +107,8 @@ start_server local bash -c 'exec "$@" 2>"$0"' "$work/local.err" "$server" "${at[
 pids+=("$local_pid")
 [[ "$local_address" == tcp://127.0.0.1:* ]] ||
   fail "the first line was '$local_address', expected the TCP address"
-expect_output $'7\n56' "$client" --address "$socket" --authkey "$key"
-expect_output $'7\n56' "$client" --address "$local_address" --authkey "$key"
+expect_output $'7\n56\n5050' "$client" --address "$socket" --authkey "$key"
+expect_output $'7\n56\n5050' "$client" --address "$local_address" --authkey "$key"
 grep -qF "also listening on $socket" "$work/local.err" ||
   fail "the socket is not logged: $(<"$work/local.err")"
 timeout 30 "$client" --address "$socket" --authkey "$key" --shutdown ||
@@ -121,8 +121,8 @@ ZMANAGER_BIND=tcp://127.0.0.1:0 ZMANAGER_AUTHKEY_FILE="$work/key" ZMANAGER_PLUGI
   ZMANAGER_LOCAL_ADDRESS="$socket-env" ZMANAGER_SESSION_TTL=soon start_server env "$server" \
   --session-ttl 5s
 pids+=("$env_pid")
-expect_output $'7\n56' "$client" --address "$env_address" --authkey "$key"
-expect_output $'7\n56' "$client" --address "$socket-env" --authkey "$key"
+expect_output $'7\n56\n5050' "$client" --address "$env_address" --authkey "$key"
+expect_output $'7\n56\n5050' "$client" --address "$socket-env" --authkey "$key"
 kill -TERM "$env_pid"
 stopped env
 echo "zmanager-server: ok"
