@@ -689,7 +689,7 @@ bool Connection::admit(Outgoing& out) {
     return false;
   }
   if (out.session != 0 && out.session != session() && !bring_up_to_date(out)) return false;
-  if (out.state && out.state->past_deadline(Clock::now())) {
+  if (out.state && out.state->has_deadline() && out.state->past_deadline(Clock::now())) {
     out.state->fail(
         std::make_exception_ptr(TimeoutError("the call waited for a new session with '" + address_ +
                                              "' past its deadline and was never sent")));

@@ -107,9 +107,11 @@ class InvokerBase {
     begin_call(enc, id, ref_->id_for(enc), method, tell_server);
     pack_args(enc);
     end_call(enc, tell_server ? timeout : std::nullopt);
-    auto sent = std::chrono::steady_clock::now();
+    // The clock is read only for a call with a deadline: a read per call showed in profiles.
+    std::optional<std::chrono::steady_clock::time_point> sent;
+    if (timeout) sent = std::chrono::steady_clock::now();
     auto state = channel->send(id, enc, true);
-    if (timeout && state) state->set_deadline(sent + *timeout, timeout);
+    if (sent && state) state->set_deadline(*sent + *timeout, timeout);
     return Future<R>(std::move(state));
   }
 

@@ -45,6 +45,8 @@ class CallState {
   void set_deadline(std::chrono::steady_clock::time_point deadline, CallTimeout timeout);
   /// Whether the call's deadline has passed by `now` (false for a call without one).
   bool past_deadline(std::chrono::steady_clock::time_point now) const;
+  /// Whether the call has a deadline: so that the clock is read only for those that do.
+  bool has_deadline() const { return has_deadline_.load(std::memory_order_acquire); }
 
   /// Waiting lets the channel use the waiting thread to read replies (see Connection).
   void wait();
