@@ -49,6 +49,7 @@ RUNS = [
     # A producer and consumer that keep 64 puts and gets in flight: what zmanager's pipelining
     # is for (Python's proxies cannot).
     ("queue_64B_w64", "queue_64B", ["--window", "64"], ["zmanager", "zmanager_local"], False),
+    ("queue_64B_w64_batch", "queue_64B", ["--window", "64", "--batch", "on"], ["zmanager"], False),
     ("lock_pair", "lock_pair", [], ["zmanager", "zmanager_local", "python", "zmq"], False),
     ("clients2_sync_add", "clients_sync_add", ["--clients", "2"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
     ("clients4_sync_add", "clients_sync_add", ["--clients", "4"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
@@ -87,6 +88,7 @@ TARGETS = [
     ("dict get vs Python (reported)", "dict_get", "python", "dict_get", None, None, "value"),
     ("queue put→get, 64 B, two processes, one at a time, vs Python", "queue_64B", "python", "queue_64B", None, None, "value"),
     ("queue put→get, 64 B, two processes, 64 in flight, vs Python", "queue_64B_w64", "python", "queue_64B", "ge", 10, "value"),
+    ("queue put→get, 64 B, 64 in flight, through Batches, vs Python", "queue_64B_w64_batch", "python", "queue_64B", "ge", 10, "value"),
     ("lock acquire+release vs two raw ZeroMQ round trips", "lock_pair", "zmq", "lock_pair", "ge", 0.85, "value"),
     ("8 clients sync add vs raw ZeroMQ, 8 clients", "clients8_sync_add", "zmq", "clients8_sync_add", "ge", 0.85, "value"),
     ("8 clients × 16 in flight vs Python, 8 processes", "clients8_window16_add", "python", "clients8_sync_add", "ge", 5, "value"),

@@ -708,6 +708,8 @@ void child_producer(zmanager::SyncManager& m, const Args& a) {
       }
     }
   } else {
+    std::optional<zmanager::Batch> batch;
+    if (a.batch) batch.emplace(q);
     std::vector<zmanager::Future<void>> ring(static_cast<std::size_t>(a.window));
     auto settle = [&](zmanager::Future<void>& f) {
       check(f.wait_for(kStepLimit), "a put did not complete within 15 s");
@@ -905,8 +907,8 @@ Json queue_transfer(Context& c, std::int64_t bytes, std::int64_t maxsize, bool m
   auto q = c.m.Queue<zmanager::Bytes>(maxsize);
   c.m.shared_dict(kBoard)["q"] = q;
   ClientProcesses producer(c.server.address, c.authkey);
-  producer.spawn("producer",
-                 {"--bytes", std::to_string(bytes), "--window", std::to_string(window)});
+  producer.spawn("producer", {"--bytes", std::to_string(bytes), "--window", std::to_string(window),
+                              "--batch", c.args.batch ? "on" : "off"});
   producer.close_spawn_ends();
   producer.expect("ready", 1, Clock::now() + kStepLimit);
   producer.go();
@@ -919,6 +921,8 @@ Json queue_transfer(Context& c, std::int64_t bytes, std::int64_t maxsize, bool m
     r = time_each(c.args.seconds, [&] { check_item(q.get(true, kStepLimit)); });
   } else {
     // The producer keeps running until the drain of these gets is over.
+    std::optional<zmanager::Batch> batch;
+    if (c.args.batch) batch.emplace(q);
     r = run_window(
         window, c.args.seconds, [&](std::int64_t) { return q.get_async(true, kStepLimit); },
         [&](std::int64_t, zmanager::Future<zmanager::Bytes>& f) { check_item(f.get()); });
