@@ -208,10 +208,14 @@ class Connection final : public detail::Channel {
   // Socket role. take_socket() must be called with mu_ held; the others by the role holder.
   bool take_socket();
   void give_back_socket();
+  /// Wakes the thread holding the socket from its poll (any thread may call it).
+  void wake_socket_holder();
   void enqueue(Outgoing out);
   /// Whether `out` is to be sent now: false when it was held for a session, failed or dropped.
   bool admit(Outgoing& out);
   void transmit(Outgoing& out);
+  /// Sends one request, already admitted; a call is kept in pending_ until answered.
+  void send_one(Outgoing& out);
   /// Sends `list` in order, those without blob frames together as BATCH messages when the
   /// server reads them (protocol version 4).
   void transmit_all(std::vector<Outgoing>& list);
@@ -622,8 +626,7 @@ void Connection::enqueue(Outgoing out) {
     }
     give_back_socket();
   } else if (wake) {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    wake_socket_holder();
   }
 }
 
@@ -648,6 +651,11 @@ Connection::Outgoing Connection::release_message(std::uint64_t object, std::uint
   enc.packer().pack(object);
   detail::end_call(enc);
   return Outgoing{0, wire::to_frames(enc), nullptr, session};
+}
+
+void Connection::wake_socket_holder() {
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
 bool Connection::take_socket() {
@@ -699,14 +707,13 @@ bool Connection::admit(Outgoing& out) {
 }
 
 void Connection::transmit(Outgoing& out) {
-  if (!admit(out)) return;
-  if (!out.state) {
-    transport_->send(out.frames, false);
-  } else {
-    // Kept until answered: a server that says it never got the call has it sent again.
-    transport_->send(out.frames, /*keep=*/true);
-    add_pending(std::move(out));
-  }
+  if (admit(out)) send_one(out);
+}
+
+void Connection::send_one(Outgoing& out) {
+  // A call is kept until answered: a server that says it never got the call has it sent again.
+  transport_->send(out.frames, /*keep=*/out.state != nullptr);
+  if (out.state) add_pending(std::move(out));
   sent_ = true;
 }
 
@@ -731,15 +738,14 @@ void Connection::transmit_all(std::vector<Outgoing>& list) {
 }
 
 void Connection::send_batch(std::vector<Outgoing>& batch) {
-  if (batch.empty()) return;
-  if (batch.size() == 1) {
-    auto& out = batch.front();
-    transport_->send(out.frames, /*keep=*/out.state != nullptr);
-  } else {
-    auto frames = wire::encode_batch(
-        batch.size(), [&](std::size_t i) -> auto& { return batch[i].frames.front(); });
-    transport_->send(frames, false);
+  if (batch.size() == 1) send_one(batch.front());
+  if (batch.size() <= 1) {
+    batch.clear();
+    return;
   }
+  auto frames = wire::encode_batch(
+      batch.size(), [&](std::size_t i) -> auto& { return batch[i].frames.front(); });
+  transport_->send(frames, false);
   // Calls are kept until answered, each on its own: one the server says it never got is sent
   // again alone.
   for (auto& out : batch)
@@ -908,8 +914,7 @@ bool Connection::wait_for_reply(detail::CallState& state,
     }
     if (std::exchange(held_unsent_, false)) {
       // Requests held for a Batch may include this call: the holder must send them.
-      std::uint64_t one = 1;
-      [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+      wake_socket_holder();
     }
     if (deadline && Clock::now() >= *deadline) return false;
     // Another thread holds the socket: it completes this call or gives the socket back.
@@ -980,8 +985,7 @@ void Connection::send_held_calls(bool stop_holding) {
       log::warn("sending the calls of a batch to ", address_, ": ", e.what());
     }
   } else {
-    std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+    wake_socket_holder();
   }
 }
 
@@ -991,8 +995,7 @@ void Connection::close() {
     if (!closing_) {
       closing_ = true;
       // A thread blocked in poll holding the socket finishes the connection when it wakes.
-      std::uint64_t one = 1;
-      [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+      wake_socket_holder();
     }
     socket_cv_.wait(lock, [&] { return finished_ || !socket_taken_; });
     if (!finished_) {
