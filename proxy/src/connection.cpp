@@ -240,7 +240,7 @@ class Connection final : public detail::Channel {
   void handle(std::shared_ptr<wire::Inbound> in);
   void handle_error(const wire::Inbound& in);
   /// The replies and errors of a BATCH (protocol version 3); true if any completed a call.
-  bool handle_batch(const wire::Inbound& batch);
+  bool handle_batch(std::shared_ptr<const wire::Inbound> batch);
   /// Fails every pending call, each with its own exception from `make_error` (an exception
   /// object is never shared between the threads that will catch it), and later calls alike.
   void fail_all(std::function<std::exception_ptr()> make_error);
@@ -796,7 +796,7 @@ bool Connection::read_available() {
     try {
       auto in = wire::Inbound::parse(std::move(*frames), limits_);
       if (in->op() == Op::kBatch) {
-        completed |= handle_batch(*in);
+        completed |= handle_batch(std::move(in));
         continue;
       }
       completed |= in->op() == Op::kReply || in->op() == Op::kError;
@@ -1053,8 +1053,8 @@ void Connection::handle(std::shared_ptr<wire::Inbound> in) {
   }
 }
 
-bool Connection::handle_batch(const wire::Inbound& batch) {
-  const msgpack::object& list = batch.field(1);
+bool Connection::handle_batch(std::shared_ptr<const wire::Inbound> batch) {
+  const msgpack::object& list = batch->field(1);
   if (list.type != msgpack::type::ARRAY) throw ProtocolError("a batch holds no array");
   bool completed = false;
   for (std::uint32_t i = 0; i < list.via.array.size; ++i) {
@@ -1062,9 +1062,7 @@ bool Connection::handle_batch(const wire::Inbound& batch) {
     try {
       const msgpack::object& body = list.via.array.ptr[i];
       if (body.type != msgpack::type::BIN) throw ProtocolError("a batched message is not bin");
-      wire::Frames frames;
-      frames.emplace_back(body.via.bin.ptr, body.via.bin.size);
-      auto in = wire::Inbound::parse(std::move(frames), limits_);
+      auto in = wire::Inbound::parse_batched(batch, {body.via.bin.ptr, body.via.bin.size}, limits_);
       if (in->op() != Op::kReply && in->op() != Op::kError)
         throw ProtocolError("a batch carries only replies and errors");
       completed = true;

@@ -464,18 +464,20 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   void start();
   void serve();
-  /// A message read, and the peer it came from; `batched` if it came inside a BATCH.
+  /// A message read, and the peer it came from: its frames, or, for a message that came
+  /// inside a BATCH, the batch and where in it the message's body lies.
   struct Received {
     std::string routing;
     wire::Frames frames;
-    bool batched = false;
+    std::shared_ptr<const wire::Inbound> batch;
+    std::string_view body;
   };
   void handle(Received received);
   void handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in, bool batched);
   /// Puts the messages of a client's BATCH at the head of the inbox, in order, each to be
   /// handled as if it had come alone. A batch that is not an array of bins, or too long, is
   /// refused whole.
-  void unbatch(const std::string& routing, const wire::Inbound& batch);
+  void unbatch(const std::string& routing, std::shared_ptr<const wire::Inbound> batch);
   void hello(const std::string& routing, const wire::Inbound& in);
   void authenticate(const std::string& routing, const wire::Inbound& in);
   /// Runs a call; `session` is null for calls made inside the server (LocalChannel).
@@ -771,25 +773,30 @@ void Server::Impl::handle(Received received) {
   const std::string& routing = received.routing;
   // Read before parsing, so that a call refused by the parser still fails at its caller
   // instead of leaving it waiting.
-  const std::uint64_t request_id = wire::peek_request_id(received.frames.front());
+  const bool batched = received.batch != nullptr;
+  const std::uint64_t request_id = wire::peek_request_id(
+      batched ? received.body
+              : std::string_view(static_cast<const char*>(received.frames.front().data()),
+                                 received.frames.front().size()));
   std::shared_ptr<wire::Inbound> in;
   try {
-    in = wire::Inbound::parse(std::move(received.frames), limits);
+    in = batched ? wire::Inbound::parse_batched(std::move(received.batch), received.body, limits)
+                 : wire::Inbound::parse(std::move(received.frames), limits);
   } catch (const std::exception& e) {
     reject(routing, sessions.count(routing) ? request_id : 0, e);
     return;
   }
   try {
-    handle_message(routing, std::move(in), received.batched);
+    handle_message(routing, std::move(in), batched);
   } catch (const std::exception& e) {
     reject(routing, 0, e);
   }
 }
 
-void Server::Impl::unbatch(const std::string& routing, const wire::Inbound& batch) {
+void Server::Impl::unbatch(const std::string& routing, std::shared_ptr<const wire::Inbound> batch) {
   // The C++ client sends at most 32; the bound keeps one message from filling the inbox.
   constexpr std::uint32_t kMostBatched = 1024;
-  const msgpack::object& list = batch.field(1);
+  const msgpack::object& list = batch->field(1);
   if (list.type != msgpack::type::ARRAY) throw ProtocolError("a batch holds no array");
   if (list.via.array.size > kMostBatched)
     throw LimitError("a batch of " + std::to_string(list.via.array.size) + " messages (at most " +
@@ -800,10 +807,9 @@ void Server::Impl::unbatch(const std::string& routing, const wire::Inbound& batc
   std::vector<Received> messages;
   messages.reserve(list.via.array.size);
   for (std::uint32_t i = 0; i < list.via.array.size; ++i) {
+    // Each keeps the batch alive rather than copying its body out of it.
     const auto& bin = list.via.array.ptr[i].via.bin;
-    wire::Frames frames;
-    frames.emplace_back(bin.ptr, bin.size);
-    messages.push_back(Received{routing, std::move(frames), /*batched=*/true});
+    messages.push_back(Received{routing, {}, batch, {bin.ptr, bin.size}});
   }
   inbox.insert(inbox.begin(), std::make_move_iterator(messages.begin()),
                std::make_move_iterator(messages.end()));
@@ -877,7 +883,7 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
       end_session(routing, "said goodbye");
       return;
     case Op::kBatch:
-      unbatch(routing, *in);
+      unbatch(routing, std::move(in));
       return;
     default:
       throw ProtocolError("unexpected message op " + std::to_string(static_cast<int>(in->op())));

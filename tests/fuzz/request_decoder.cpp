@@ -1,6 +1,8 @@
 #include "request_decoder.hpp"
 
+#include <bit>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -9,6 +11,7 @@
 #include "zmanager/value.hpp"
 #include "zmanager/wire/protocol.hpp"
 #include "zmanager/wire/stream.hpp"
+#include "zmanager/wire/tree.hpp"
 
 namespace zmanager::fuzz {
 namespace {
@@ -131,27 +134,30 @@ std::size_t decode_stream(const std::uint8_t* data, std::size_t size, const wire
   return parsed;
 }
 
-void decode_message(const wire::Inbound& in, const wire::Limits& limits, bool batched);
+void decode_message(const std::shared_ptr<const wire::Inbound>& in, const wire::Limits& limits,
+                    bool batched);
 
-// A BATCH (versions 3 and 4): each bin a message of its own, as the server and the client read them;
-// nested batches are refused by both.
-void decode_batch(const wire::Inbound& in, const wire::Limits& limits) {
+// A BATCH (versions 3 and 4): each bin a message of its own, as the server and the client read
+// them; nested batches are refused by both.
+void decode_batch(const std::shared_ptr<const wire::Inbound>& in, const wire::Limits& limits) {
   attempt([&] {
-    const msgpack::object& list = in.field(1);
+    const msgpack::object& list = in->field(1);
     if (list.type != msgpack::type::ARRAY) throw ProtocolError("a batch holds no array");
     for (std::uint32_t i = 0; i < list.via.array.size && i < 1024; ++i) {
       const msgpack::object& bin = list.via.array.ptr[i];
       if (bin.type != msgpack::type::BIN) throw ProtocolError("a batched message is not bin");
       attempt([&] {
-        wire::Frames frames;
-        frames.emplace_back(bin.via.bin.ptr, bin.via.bin.size);
-        decode_message(*wire::Inbound::parse(std::move(frames), limits), limits, true);
+        decode_message(
+            wire::Inbound::parse_batched(in, {bin.via.bin.ptr, bin.via.bin.size}, limits), limits,
+            true);
       });
     }
   });
 }
 
-void decode_message(const wire::Inbound& in, const wire::Limits& limits, bool batched) {
+void decode_message(const std::shared_ptr<const wire::Inbound>& message, const wire::Limits& limits,
+                    bool batched) {
+  const wire::Inbound& in = *message;
   switch (in.op()) {
     case wire::Op::kHello:
       attempt([&] { wire::as_u64(in.field(1), "protocol version"); });
@@ -172,17 +178,82 @@ void decode_message(const wire::Inbound& in, const wire::Limits& limits, bool ba
       decode_answer(in);
       break;
     case wire::Op::kBatch:
-      if (!batched) decode_batch(in, limits);
+      if (!batched) decode_batch(message, limits);
       break;
     default:
       break;
   }
 }
 
+// Trees compared node by node; floats by their bits, so that a NaN equals itself.
+bool same_tree(const msgpack::object& a, const msgpack::object& b) {
+  if (a.type != b.type) return false;
+  switch (a.type) {
+    case msgpack::type::NIL:
+      return true;
+    case msgpack::type::BOOLEAN:
+      return a.via.boolean == b.via.boolean;
+    case msgpack::type::POSITIVE_INTEGER:
+      return a.via.u64 == b.via.u64;
+    case msgpack::type::NEGATIVE_INTEGER:
+      return a.via.i64 == b.via.i64;
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return std::bit_cast<std::uint64_t>(a.via.f64) == std::bit_cast<std::uint64_t>(b.via.f64);
+    case msgpack::type::STR:
+      return std::string_view(a.via.str.ptr, a.via.str.size) ==
+             std::string_view(b.via.str.ptr, b.via.str.size);
+    case msgpack::type::BIN:
+      return std::string_view(a.via.bin.ptr, a.via.bin.size) ==
+             std::string_view(b.via.bin.ptr, b.via.bin.size);
+    case msgpack::type::EXT:
+      return a.via.ext.type() == b.via.ext.type() &&
+             std::string_view(a.via.ext.data(), a.via.ext.size) ==
+                 std::string_view(b.via.ext.data(), b.via.ext.size);
+    case msgpack::type::ARRAY:
+      if (a.via.array.size != b.via.array.size) return false;
+      for (std::uint32_t i = 0; i < a.via.array.size; ++i)
+        if (!same_tree(a.via.array.ptr[i], b.via.array.ptr[i])) return false;
+      return true;
+    case msgpack::type::MAP:
+      if (a.via.map.size != b.via.map.size) return false;
+      for (std::uint32_t i = 0; i < a.via.map.size; ++i)
+        if (!same_tree(a.via.map.ptr[i].key, b.via.map.ptr[i].key) ||
+            !same_tree(a.via.map.ptr[i].val, b.via.map.ptr[i].val))
+          return false;
+      return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+bool tree_agrees_with_msgpack(const std::uint8_t* data, std::size_t size, std::size_t max_depth) {
+  const std::string_view body(reinterpret_cast<const char*>(data), size);
+  wire::Limits limits;
+  limits.max_depth = max_depth;
+  std::optional<msgpack::object_handle> reference;
+  try {
+    std::size_t offset = 0;
+    auto handle = msgpack::unpack(body.data(), body.size(), offset, nullptr, nullptr,
+                                  wire::unpack_limits(body.size(), limits));
+    if (offset == body.size()) reference = std::move(handle);
+  } catch (const std::exception&) {
+  }
+  wire::TreeArena arena;
+  std::optional<msgpack::object> read;
+  try {
+    read = wire::read_tree(body, limits, arena);
+  } catch (const Error&) {
+  }
+  if (!reference || !read) return !reference && !read;
+  return same_tree(reference->get(), *read);
+}
 
 bool decode_request(const std::uint8_t* data, std::size_t size) {
   static const wire::Limits limits = fuzz_limits();
+  if (!tree_agrees_with_msgpack(data, size, limits.max_depth))
+    throw std::logic_error("wire::read_tree and msgpack-c read these bytes differently");
   const bool framed = decode_stream(data, size, limits) > 0;
   std::shared_ptr<wire::Inbound> in;
   try {
@@ -190,7 +261,7 @@ bool decode_request(const std::uint8_t* data, std::size_t size) {
   } catch (const Error&) {
     return framed;
   }
-  decode_message(*in, limits, false);
+  decode_message(in, limits, false);
   return true;
 }
 

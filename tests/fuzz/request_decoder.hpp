@@ -15,4 +15,9 @@ namespace zmanager::fuzz {
 /// crash, a sanitizer report) is a bug.
 bool decode_request(const std::uint8_t* data, std::size_t size);
 
+/// Whether wire::read_tree and msgpack-c's unpacker, under the same limits (`max_depth`, and
+/// the rest from the input's length), agree on these bytes as a whole message body: both read
+/// the same tree, or both refuse them. decode_request throws std::logic_error when they do not.
+bool tree_agrees_with_msgpack(const std::uint8_t* data, std::size_t size, std::size_t max_depth);
+
 }  // namespace zmanager::fuzz

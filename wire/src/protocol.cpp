@@ -20,10 +20,6 @@ WireError WireError::from(const std::exception& e, std::string_view k, std::stri
 
 namespace {
 
-bool reference_whole_buffer(msgpack::type::object_type, std::size_t, void*) {
-  return true;
-}
-
 // Bodies up to this size are copied into their frame rather than handed over.
 constexpr std::size_t kCopiedBodyBytes = 4096;
 
@@ -33,8 +29,8 @@ msgpack::unpack_limit unpack_limits(std::size_t len, const Limits& limits) {
   return msgpack::unpack_limit(len, len / 2, len, len, len, limits.max_depth);
 }
 
-std::uint64_t peek_request_id(const zmq::message_t& body) {
-  const auto* p = static_cast<const std::uint8_t*>(body.data());
+std::uint64_t peek_request_id(std::string_view body) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(body.data());
   const std::size_t n = body.size();
   std::size_t at;
   // The array header: fixarray, array16 or array32, of at least six fields.
@@ -67,10 +63,7 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
   if (bytes > limits.max_message_bytes)
     throw LimitError("message of " + std::to_string(bytes) + " bytes exceeds the limit of " +
                      std::to_string(limits.max_message_bytes));
-  // The parse tree's zone starts near the body's size instead of msgpack's default 8 KiB,
-  // which made every message cost a large allocation; it grows if the tree needs more.
-  auto in = std::make_shared<Inbound>(
-      Key{}, std::clamp<std::size_t>(frames.front().size() * 4, 256, MSGPACK_ZONE_CHUNK_SIZE));
+  auto in = std::make_shared<Inbound>(Key{});
   in->self_ = in;
   in->bytes_ = bytes;
   // Moving the vector keeps every element in place; moving one small zmq message would not (its
@@ -85,32 +78,33 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
   }
   in->frames_.resize(1);
   const auto& body = in->frames_.front();
+  in->read_body({static_cast<const char*>(body.data()), body.size()}, limits);
+  return in;
+}
+
+std::shared_ptr<Inbound> Inbound::parse_batched(std::shared_ptr<const Inbound> batch,
+                                                std::string_view body, const Limits& limits) {
+  auto in = std::make_shared<Inbound>(Key{});
+  in->self_ = in;
+  in->bytes_ = body.size();
+  in->batch_ = std::move(batch);
+  in->read_body(body, limits);
+  return in;
+}
+
+void Inbound::read_body(std::string_view body, const Limits& limits) {
   if (body.size() > limits.max_body_bytes)
     throw LimitError("message body of " + std::to_string(body.size()) +
                      " bytes exceeds the limit of " + std::to_string(limits.max_body_bytes));
-  try {
-    std::size_t offset = 0;
-    in->body_ =
-        msgpack::unpack(in->zone_, static_cast<const char*>(body.data()), body.size(), offset,
-                        reference_whole_buffer, nullptr, unpack_limits(body.size(), limits));
-    if (offset != body.size()) throw ProtocolError("trailing bytes after the message body");
-  } catch (const ProtocolError&) {
-    throw;
-  } catch (const msgpack::size_overflow& e) {
-    throw LimitError(std::string("message body over a size or depth limit: ") + e.what());
-  } catch (const std::exception& e) {
-    throw ProtocolError(std::string("malformed msgpack body: ") + e.what());
-  }
-  const msgpack::object& root = in->body_;
-  if (root.type != msgpack::type::ARRAY || root.via.array.size == 0)
+  body_ = read_tree(body, limits, arena_);
+  if (body_.type != msgpack::type::ARRAY || body_.via.array.size == 0)
     throw ProtocolError("message body is not a non-empty array");
-  in->fields_ = root.via.array;
-  const msgpack::object& op = in->fields_.ptr[0];
+  fields_ = body_.via.array;
+  const msgpack::object& op = fields_.ptr[0];
   if (op.type != msgpack::type::POSITIVE_INTEGER || op.via.u64 < 1 ||
       op.via.u64 > static_cast<std::uint64_t>(Op::kBatch))
     throw ProtocolError("unknown message op");
-  in->op_ = static_cast<Op>(op.via.u64);
-  return in;
+  op_ = static_cast<Op>(op.via.u64);
 }
 
 const msgpack::object& Inbound::field(std::size_t i) const {

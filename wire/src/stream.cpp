@@ -95,7 +95,7 @@ void StreamReader::end_frame(StreamInput& in) {
   if (refusing_.empty()) {
     in.messages.push_back(std::move(frames_));
   } else {
-    zmq::message_t body(peek_.data(), peek_size_);
+    std::string_view body(reinterpret_cast<const char*>(peek_.data()), peek_size_);
     in.refused.push_back({peek_request_id(body), std::move(refusing_)});
     refusing_.clear();
   }

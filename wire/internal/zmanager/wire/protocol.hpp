@@ -13,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "zmanager/wire/codec.hpp"
+#include "zmanager/wire/tree.hpp"
 
 namespace zmanager::wire {
 
@@ -82,9 +83,13 @@ class Inbound {
  public:
   /// Throws ProtocolError (with a reason fit for a log line) for anything malformed.
   static std::shared_ptr<Inbound> parse(Frames frames, const Limits& limits);
-  /// For parse() only (make_shared needs it public): the zone is part of the object, one
-  /// allocation fewer per message.
-  Inbound(Key, std::size_t zone_chunk_size) : zone_(zone_chunk_size) {}
+  /// One message of a BATCH (docs/protocol.md, section 2): its body lies in `batch`'s, which
+  /// it keeps alive instead of a copy. It has no blobs.
+  static std::shared_ptr<Inbound> parse_batched(std::shared_ptr<const Inbound> batch,
+                                                std::string_view body, const Limits& limits);
+  /// For the parsers only (make_shared needs it public): the tree's arena is part of the
+  /// object, so that a message costs one allocation.
+  explicit Inbound(Key) {}
 
   Op op() const { return op_; }
   std::size_t size() const { return fields_.size; }
@@ -96,8 +101,11 @@ class Inbound {
   Payload payload(std::size_t i, std::size_t refs_field) const;
 
  private:
+  void read_body(std::string_view body, const Limits& limits);
+
   Frames frames_;
-  msgpack::zone zone_;
+  std::shared_ptr<const Inbound> batch_;  // that the body lies in, for a batched message
+  TreeArena arena_;
   msgpack::object body_;
   msgpack::object_array fields_{};
   Op op_{};
@@ -109,7 +117,7 @@ class Inbound {
 /// The request id of a CALL read from the first bytes of its body without parsing the rest, so
 /// that a call refused before parsing (over a limit, malformed further on) is still answered to
 /// its caller. 0 when the body does not start like a CALL.
-std::uint64_t peek_request_id(const zmq::message_t& body);
+std::uint64_t peek_request_id(std::string_view body);
 
 /// Turns an encoder's output into frames: the body, then one frame per blob.
 Frames to_frames(Encoder& enc);
