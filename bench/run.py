@@ -13,9 +13,11 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"  # Debian's, with the packages the baseline needs
@@ -112,6 +114,72 @@ TARGETS = [
     ("unix:// queue put→get, 64 B, 64 in flight, vs Python", "queue_64B_w64:zmanager_local", "python", "queue_64B", "ge", 10, "value"),
     ("unix:// 1 MiB items through a queue vs Python", "queue_1MiB:zmanager_local", "python", "queue_1MiB", "ge", 3, "value"),
 ]
+
+
+# CPU per call, counted by callgrind: the user-space instructions of every process of a run
+# (client, server, their ZeroMQ I/O threads; not the kernel's) per call. Unlike the rates above
+# they hardly move with this machine's regime, in which a one-at-a-time call's time is mostly
+# waking threads: they say what the code costs. (label, zmanager's run, raw ZeroMQ's run), a
+# run being (scenario, extra arguments).
+W64 = ["--window", "64"]
+CPU_RUNS = [
+    ("sync add", ("sync_add", []), ("sync_add", [])),
+    ("pipelined add, 64 in flight", ("pipelined_add", W64), ("pipelined_add", W64)),
+    ("pipelined add through a Batch, 64 in flight", ("pipelined_add", W64 + ["--batch", "on"]),
+     ("pipelined_add", W64)),
+]
+
+
+def instructions(cmd, scenario, extra, seconds):
+    """(instructions, calls) of one run under callgrind, every process's files summed."""
+    with tempfile.TemporaryDirectory() as d:
+        argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + os.path.join(d, "cg.%p")]
+        argv += cmd + ["--scenario", scenario, "--seconds", str(seconds)] + extra
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed")
+        calls = json.loads(out.stdout.strip().splitlines()[-1])["n"]
+        total = 0
+        for name in os.listdir(d):
+            with open(os.path.join(d, name)) as f:
+                total += next(int(l.split()[1]) for l in f if l.startswith(("summary:", "totals:")))
+        return total, calls
+
+
+def instructions_per_call(cmd, scenario, extra):
+    """The difference between a longer and a shorter run, so that what a run costs whatever its
+    length (starting processes, the handshake) cancels out."""
+    short_i, short_n = instructions(cmd, scenario, extra, 1)
+    long_i, long_n = instructions(cmd, scenario, extra, 2.5)
+    if long_n <= short_n:
+        raise ValueError(f"the longer run made no more calls ({long_n}) than the shorter ({short_n})")
+    return (long_i - short_i) / (long_n - short_n)
+
+
+def cpu_table(progs):
+    if not shutil.which("valgrind"):
+        return ["valgrind is not installed (`scripts/setup --bench` installs it): no instruction counts."]
+    measured = {}  # (impl, scenario, extra) -> instructions per call, or None
+
+    def count(impl, run):
+        scenario, extra = run
+        k = (impl, scenario, tuple(extra))
+        if k not in measured:
+            try:
+                measured[k] = instructions_per_call(progs[impl], scenario, extra)
+            except (RuntimeError, subprocess.TimeoutExpired, ValueError, StopIteration) as e:
+                print(f"  callgrind {impl} {scenario} {' '.join(extra)}: {e}", file=sys.stderr)
+                measured[k] = None
+            print(f"  callgrind {impl:14} {scenario} {' '.join(extra):28} {fmt(measured[k])}",
+                  file=sys.stderr, flush=True)
+        return measured[k]
+
+    rows = ["| calls | zmanager | raw ZeroMQ (no Batch) | zmanager / raw ZeroMQ |", "|---|---:|---:|---:|"]
+    for label, zrun, brun in CPU_RUNS:
+        z, b = count("zmanager", zrun), count("zmq", brun)
+        ratio = f"{fmt(z / b)}×" if z and b else ""
+        rows.append(f"| {label} | {fmt(z)} | {fmt(b)} | {ratio} |")
+    return rows
 
 
 def run_one(cmd, scenario, extra, seconds, timeout):
@@ -228,9 +296,13 @@ def main():
         tgt.append(f"| {label} | {fmt(z)} | {base} | {fmt(ratio)}{'×' if bimpl and ratio is not None else ''}"
                    f"{ratio_spread} | {wanted} | {met} |")
 
+    cpu = cpu_table(progs) if not args.only else ["not measured in a run limited by --only"]
+
     print("\n".join(tgt))
     print()
     print("\n".join(raw))
+    print()
+    print("\n".join(cpu))
 
     machine = f"{platform.node()}: {os.cpu_count()} CPUs, Linux {platform.release()}"
     try:
@@ -252,6 +324,10 @@ def main():
                 "repetition (zmanager and its baseline seconds apart), with their range.\n\n")
         f.write("## Targets (issue 4)\n\n" + "\n".join(tgt) + "\n\n")
         f.write("## Every run\n\n" + "\n".join(raw) + "\n\n")
+        f.write("## CPU per call\n\nUser-space instructions per call, every process of the run together "
+                "(client, server and their ZeroMQ I/O threads; the kernel's are not counted), counted by "
+                "callgrind: the difference between a 2.5 s and a 1 s run over the difference in calls, "
+                "so that starting up cancels out.\n\n" + "\n".join(cpu) + "\n\n")
         f.write(f"![calls/s against calls in flight and client processes]({os.path.basename(args.chart)})\n\n"
                 if chart_note is None else f"Chart: {chart_note}\n\n")
         f.write(notes)
