@@ -872,9 +872,11 @@ Clock::time_point Connection::next_wakeup() const {
 }
 
 void Connection::pump(detail::CallState& state, std::optional<Clock::time_point> deadline) {
+  // Reads after waiting, not before: the wait returns at once when a message is already there,
+  // and a read that finds nothing costs a system call (ZeroMQ checks its mailbox; the stream
+  // reads its socket) for every synchronous call.
   while (true) {
     if (!send_queued()) return finish();
-    read_available();
     if (state.done()) return;
     auto now = Clock::now();
     keep_alive(now);
@@ -889,6 +891,7 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
       std::uint64_t count;
       [[maybe_unused]] auto n = ::read(wake_fd_, &count, sizeof count);
     }
+    read_available();
   }
 }
 
