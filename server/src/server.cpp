@@ -686,24 +686,30 @@ void Server::Impl::flush_outbox() {
 bool Server::Impl::flush_outbox_locked() {
   if (outbox.empty()) return false;
   bool to_router = false;
-  // Replies without blob frames to a peer that takes batches: one message for the lot, so that
-  // many calls in flight cost ZeroMQ (and both sides' I/O threads) one message, not one each.
-  std::unordered_map<std::string_view, std::vector<wire::Frames*>> batches;
-  for (auto& [routing, frames] : outbox) {
-    if (frames.size() == 1 && is_reply_or_error(frames.front()) && batch_peers.count(routing))
-      batches[routing].push_back(&frames);
-    else
-      to_router |= send_locked(routing, frames);
-  }
-  for (auto& [routing, replies] : batches) {
-    const std::string peer(routing);
-    if (replies.size() == 1) {
-      to_router |= send_locked(peer, *replies.front());
-      continue;
+  if (outbox.size() == 1) {
+    // Nothing to batch it with (the reply of every synchronous call): no grouping to build.
+    to_router = send_locked(outbox.front().first, outbox.front().second);
+  } else {
+    // Replies without blob frames to a peer that takes batches: one message for the lot, so
+    // that many calls in flight cost ZeroMQ (and both sides' I/O threads) one message, not one
+    // each.
+    std::unordered_map<std::string_view, std::vector<wire::Frames*>> batches;
+    for (auto& [routing, frames] : outbox) {
+      if (frames.size() == 1 && is_reply_or_error(frames.front()) && batch_peers.count(routing))
+        batches[routing].push_back(&frames);
+      else
+        to_router |= send_locked(routing, frames);
     }
-    auto frames = wire::encode_batch(
-        replies.size(), [&](std::size_t i) -> auto& { return replies[i]->front(); });
-    to_router |= send_locked(peer, frames);
+    for (auto& [routing, replies] : batches) {
+      const std::string peer(routing);
+      if (replies.size() == 1) {
+        to_router |= send_locked(peer, *replies.front());
+        continue;
+      }
+      auto frames = wire::encode_batch(
+          replies.size(), [&](std::size_t i) -> auto& { return replies[i]->front(); });
+      to_router |= send_locked(peer, frames);
+    }
   }
   outbox.clear();
   if (stream) stream->write_queued();  // one system call per connection for the lot
