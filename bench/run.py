@@ -133,17 +133,15 @@ CPU_RUNS = [
 def instructions(cmd, scenario, extra, seconds):
     """(instructions, calls) of one run under callgrind, every process's files summed."""
     with tempfile.TemporaryDirectory() as d:
-        argv = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + os.path.join(d, "cg.%p")]
-        argv += cmd + ["--scenario", scenario, "--seconds", str(seconds)] + extra
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=300)
-        if out.returncode != 0:
-            raise RuntimeError(out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed")
-        calls = json.loads(out.stdout.strip().splitlines()[-1])["n"]
+        valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + os.path.join(d, "cg.%p")]
+        result = run_one(valgrind + cmd, scenario, extra, seconds, 300)
+        if "error" in result or "n" not in result:
+            raise RuntimeError(result.get("error", "no call count in the result"))
         total = 0
         for name in os.listdir(d):
             with open(os.path.join(d, name)) as f:
                 total += next(int(l.split()[1]) for l in f if l.startswith(("summary:", "totals:")))
-        return total, calls
+        return total, result["n"]
 
 
 def instructions_per_call(cmd, scenario, extra):
@@ -167,7 +165,7 @@ def cpu_table(progs):
         if k not in measured:
             try:
                 measured[k] = instructions_per_call(progs[impl], scenario, extra)
-            except (RuntimeError, subprocess.TimeoutExpired, ValueError, StopIteration) as e:
+            except (RuntimeError, ValueError, StopIteration) as e:
                 print(f"  callgrind {impl} {scenario} {' '.join(extra)}: {e}", file=sys.stderr)
                 measured[k] = None
             print(f"  callgrind {impl:14} {scenario} {' '.join(extra):28} {fmt(measured[k])}",

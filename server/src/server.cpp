@@ -780,10 +780,8 @@ void Server::Impl::handle(Received received) {
   // Read before parsing, so that a call refused by the parser still fails at its caller
   // instead of leaving it waiting.
   const bool batched = received.batch != nullptr;
-  const std::uint64_t request_id = wire::peek_request_id(
-      batched ? received.body
-              : std::string_view(static_cast<const char*>(received.frames.front().data()),
-                                 received.frames.front().size()));
+  const std::uint64_t request_id =
+      wire::peek_request_id(batched ? received.body : received.frames.front().to_string_view());
   std::shared_ptr<wire::Inbound> in;
   try {
     in = batched ? wire::Inbound::parse_batched(std::move(received.batch), received.body, limits)

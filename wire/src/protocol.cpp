@@ -77,8 +77,7 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
     in->blobs_.emplace_back(std::shared_ptr<void>(frame, data), data, size);
   }
   in->frames_.resize(1);
-  const auto& body = in->frames_.front();
-  in->read_body({static_cast<const char*>(body.data()), body.size()}, limits);
+  in->read_body(in->frames_.front().to_string_view(), limits);
   return in;
 }
 
@@ -168,16 +167,6 @@ Frames to_frames(Encoder& enc) {
   }
   enc.blobs().clear();
   return frames;
-}
-
-int poll(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout) {
-  try {
-    return zmq::poll(items, count, timeout);
-  } catch (const zmq::error_t& e) {
-    if (e.num() != EINTR) throw;
-    for (std::size_t i = 0; i < count; ++i) items[i].revents = 0;
-    return 0;
-  }
 }
 
 void send_frames(zmq::socket_ref socket, Frames& frames) {

@@ -144,9 +144,6 @@ std::string as_string(const msgpack::object& o, std::string_view what);
 std::string_view as_string_view(const msgpack::object& o, std::string_view what);
 std::vector<std::uint64_t> as_id_list(const msgpack::object& o, std::string_view what);
 
-/// zmq::poll that treats an interrupting signal as "nothing ready" instead of an error.
-int poll(zmq::pollitem_t* items, std::size_t count, std::chrono::milliseconds timeout);
-
 /// Sends all frames as one multipart message; `more_after` when an envelope precedes more parts.
 void send_frames(zmq::socket_ref socket, Frames& frames);
 /// Receives one whole multipart message without blocking; empty when none is ready.
