@@ -7,9 +7,11 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <unordered_map>
 
 #include "zmanager/errors.hpp"
 #include "zmanager/wire/log.hpp"
+#include "zmanager/wire/segment.hpp"
 #include "zmanager/wire/stream.hpp"
 
 namespace zmanager::detail {
@@ -72,6 +74,108 @@ class ZmqTransport final : public Transport {
   int socket_fd_ = -1;  // ZMQ_FD, the same for the socket's life
 };
 
+// The client's side of the shared segments (docs/protocol.md, "1.2"): the segments the server
+// mapped into this process for one connection, those lent to it to write blobs into, and those
+// it read blobs from and owes back. A blob read from a segment is copied out at once and the
+// segment given back with the next write: what a user keeps never aliases memory that the
+// server lends to another process next.
+class ClientSegments final : public wire::SegmentEndpoint {
+ public:
+  ~ClientSegments() override {
+    for (int fd : descriptors_) ::close(fd);
+  }
+  bool takes_descriptors() const override { return true; }
+  void on_descriptors(std::span<const int> fds) override {
+    descriptors_.insert(descriptors_.end(), fds.begin(), fds.end());
+  }
+  void on_control(wire::StreamKind kind, std::string_view body) override {
+    switch (kind) {
+      case wire::StreamKind::kMap:
+        for (const auto& segment : wire::decode_segment_sizes(body)) {
+          if (descriptors_.empty()) throw ProtocolError("MAP without its descriptors");
+          const int fd = descriptors_.front();
+          descriptors_.pop_front();
+          if (mapped_.count(segment.id) || segment.size > limits_.max_message_bytes) {
+            ::close(fd);
+            throw ProtocolError("MAP of segment " + std::to_string(segment.id) +
+                                " again, or of more bytes than a message");
+          }
+          mapped_.emplace(segment.id, wire::SegmentMapping::adopt(fd, segment.size));
+        }
+        return;
+      case wire::StreamKind::kLend:
+        for (std::uint64_t id : wire::decode_segment_ids(body)) {
+          if (!mapped_.count(id)) throw ProtocolError("LEND of a segment never mapped");
+          lent_.push_back(id);
+        }
+        lease_asked_ = false;
+        return;
+      default:
+        throw ProtocolError("a server sent a client's stream control message");
+    }
+  }
+  zmq::message_t frame_in(std::uint64_t segment, std::uint64_t offset,
+                          std::uint64_t length) override {
+    auto it = mapped_.find(segment);
+    if (it == mapped_.end() || offset > it->second.size() || length > it->second.size() - offset)
+      throw ProtocolError("a blob frame outside the segments this connection was sent");
+    zmq::message_t copy(it->second.data() + offset, static_cast<std::size_t>(length));
+    owed_.push_back(segment);
+    return copy;
+  }
+
+  /// Moves a large blob frame into a segment lent to this connection, if one fits; else asks
+  /// for some (once at a time) and the frame goes through the socket this time.
+  std::optional<wire::StreamWriter::Placement> place(std::size_t index, const zmq::message_t& frame,
+                                                     wire::StreamWriter& writer) {
+    auto best = lent_.end();
+    for (auto it = lent_.begin(); it != lent_.end(); ++it) {
+      const std::size_t size = mapped_.at(*it).size();
+      if (size >= frame.size() && (best == lent_.end() || size < mapped_.at(*best).size()))
+        best = it;
+    }
+    std::optional<wire::StreamWriter::Placement> placed;
+    if (best != lent_.end()) {
+      const std::uint64_t id = *best;
+      lent_.erase(best);
+      std::memcpy(mapped_.at(id).data(), frame.data(), frame.size());
+      placed = wire::StreamWriter::Placement{index, id, 0, frame.size()};
+    } else {
+      // None is large enough: those lent are given back, so that the server's bound on what
+      // one connection holds leaves room for larger ones.
+      owed_.insert(owed_.end(), lent_.begin(), lent_.end());
+      lent_.clear();
+      give_back(writer);  // before the LEASE below
+    }
+    // Asked for ahead of need, so that a stream of blobs does not wait on the answer.
+    if (!lease_asked_ && lent_.size() < kLeaseAhead / 2) {
+      writer.push_control(wire::StreamKind::kLease,
+                          wire::encode_lease({kLeaseAhead, frame.size()}));
+      lease_asked_ = true;
+    }
+    return placed;
+  }
+  /// Says the client takes blobs in segments (a LEASE of none).
+  void open(wire::StreamWriter& writer) {
+    writer.push_control(wire::StreamKind::kLease, wire::encode_lease({0, 0}));
+  }
+  /// Gives back the segments read from.
+  void give_back(wire::StreamWriter& writer) {
+    if (owed_.empty()) return;
+    writer.push_control(wire::StreamKind::kRelease, wire::encode_segment_ids(owed_));
+    owed_.clear();
+  }
+
+ private:
+  static constexpr std::uint64_t kLeaseAhead = 4;
+  const wire::Limits limits_{};
+  std::deque<int> descriptors_;  // received, not yet claimed by a MAP
+  std::unordered_map<std::uint64_t, wire::SegmentMapping> mapped_;
+  std::vector<std::uint64_t> lent_;  // to write into
+  std::vector<std::uint64_t> owed_;  // read from, to give back
+  bool lease_asked_ = false;
+};
+
 // The same-host transport's client end. Like a DEALER socket it connects again on its own
 // when the connection cannot be made yet or breaks, keeping the messages not yet begun; unlike
 // one, it says when the connection broke, so that the Connection above reopens its session at
@@ -87,12 +191,20 @@ class StreamTransport final : public Transport {
   }
 
   void send(wire::Frames& frames, bool keep) override {
+    std::vector<wire::StreamWriter::Placement> placements;
+    if (segments_ && fd_ >= 0) {
+      for (std::size_t i = 1; i < frames.size(); ++i) {
+        if (frames[i].size() < wire::kSegmentThreshold) continue;
+        if (auto placed = segments_->place(i, frames[i], writer_)) placements.push_back(*placed);
+      }
+      segments_->give_back(writer_);
+    }
     if (keep) {
       wire::Frames copies(frames.size());
       for (std::size_t i = 0; i < frames.size(); ++i) copies[i].copy(frames[i]);
-      writer_.push(std::move(copies));
+      writer_.push(std::move(copies), placements);
     } else {
-      writer_.push(std::move(frames));
+      writer_.push(std::move(frames), placements);
     }
     if (fd_ < 0 && !try_connect()) return;  // sent once connected
     write_all();
@@ -123,6 +235,14 @@ class StreamTransport final : public Transport {
   }
 
   std::optional<std::string> take_break() override { return std::exchange(break_, std::nullopt); }
+
+  void use_segments() override {
+    if (fd_ < 0) return;
+    segments_.emplace();
+    reader_->use_segments(&*segments_);
+    segments_->open(writer_);
+    flush_once();
+  }
 
   void close_and_flush() override {
     const auto until = Clock::now() + kLinger;
@@ -193,6 +313,10 @@ class StreamTransport final : public Transport {
     }
     // A short read emptied the socket: the next read waits for the poll to say there is more.
     may_read_ = in.count() >= 1024;
+    if (segments_ && fd_ >= 0) {
+      segments_->give_back(writer_);
+      if (!writer_.empty()) flush_once();
+    }
     for (auto& frames : in.messages) received_.push_back(std::move(frames));
     for (const auto& refused : in.refused)
       log::warn("dropped a message from ", address_, " over a limit: ", refused.why);
@@ -202,6 +326,9 @@ class StreamTransport final : public Transport {
   void broke(std::string why) {
     ::close(fd_);
     fd_ = -1;
+    // The segments were this connection's; a new one starts without (use_segments()).
+    if (reader_) reader_->use_segments(nullptr);
+    segments_.reset();
     writer_.drop(/*keep_whole=*/true);
     if (!break_) break_ = std::move(why);
   }
@@ -210,6 +337,8 @@ class StreamTransport final : public Transport {
   const wire::UnixAddress where_;
   const wire::Limits limits_{};
   int fd_ = -1;
+  // Declared before the reader, which points to them.
+  std::optional<ClientSegments> segments_;    // the server takes them (use_segments())
   std::optional<wire::StreamReader> reader_;  // new for each connection
   wire::StreamWriter writer_;
   std::deque<wire::Frames> received_;  // read, not yet taken by receive()

@@ -33,6 +33,9 @@ class Transport {
   virtual std::optional<std::string> take_break() = 0;
   /// Sends what is queued, waiting up to the linger time, and closes.
   virtual void close_and_flush() = 0;
+  /// The server takes shared segments (protocol version 5): large blobs may go through them
+  /// on this connection, where the transport has them (the same-host stream).
+  virtual void use_segments() {}
 };
 
 }  // namespace zmanager::detail

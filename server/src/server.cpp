@@ -597,7 +597,8 @@ Server::Impl::Impl(Registry reg, ServerOptions opts)
   if (wire::is_unix_address(options.address)) {
     if (!options.local_address.empty())
       throw ValueError("local_address is for a server whose address is not a unix:// one");
-    stream = std::make_unique<server::StreamListener>(options.address, limits, poll_set.fd());
+    stream = std::make_unique<server::StreamListener>(options.address, limits, poll_set.fd(),
+                                                      options.segment_pool_bytes);
     bound = options.address;
     return;
   }
@@ -611,7 +612,8 @@ Server::Impl::Impl(Registry reg, ServerOptions opts)
     if (!wire::is_unix_address(options.local_address))
       throw ValueError("local_address must be a unix:// address, not '" + options.local_address +
                        "'");
-    stream = std::make_unique<server::StreamListener>(options.local_address, limits, poll_set.fd());
+    stream = std::make_unique<server::StreamListener>(options.local_address, limits, poll_set.fd(),
+                                                      options.segment_pool_bytes);
   }
 }
 
@@ -751,8 +753,11 @@ void Server::Impl::receive_local(std::deque<Received>& into, const std::vector<e
   for (auto& [routing, frames] : events.messages)
     into.push_back(Received{routing, std::move(frames)});
   for (auto& [routing, refused] : events.refused) {
-    LimitError error("message over a limit: " + refused.why);
-    reject(routing, sessions.count(routing) ? refused.request_id : 0, error);
+    const std::uint64_t request_id = sessions.count(routing) ? refused.request_id : 0;
+    if (refused.over_limit)
+      reject(routing, request_id, LimitError("message over a limit: " + refused.why));
+    else  // it named a segment it may not: malformed, though the stream is still in step
+      reject(routing, request_id, ProtocolError(refused.why));
   }
   // A local client's connection is its session's: when it closes (the process ended, even
   // killed), what the session held is released at once rather than after its ttl.
@@ -966,6 +971,7 @@ void Server::Impl::authenticate(const std::string& routing, const wire::Inbound&
     std::lock_guard lock(router_mu);
     batch_peers.insert(routing);
   }
+  if (stream && server::StreamListener::is_peer(routing)) stream->set_authenticated(routing, true);
   session_count = sessions.size();
   log::info("session ", owner, " opened for '", h.client_name, "' (peer ", wire::to_hex(routing),
             ")");
@@ -992,6 +998,7 @@ void Server::Impl::end_session(const std::string& routing, const char* why) {
     std::lock_guard lock(router_mu);
     batch_peers.erase(routing);
   }
+  if (stream && server::StreamListener::is_peer(routing)) stream->set_authenticated(routing, false);
   session_count = sessions.size();
   remember_ended(routing);
   log::info("session ", owner, " of '", name, "' ended: ", why);
@@ -1177,7 +1184,7 @@ void Server::Impl::run_call(const std::shared_ptr<Object>& obj, const detail::Me
     CallContext::Scope scope(ctx);
     RequestHooks hooks(*this);
     try {
-      wire::DecodeScope decode(in->blobs(), &hooks);
+      wire::DecodeScope decode(in->take_blobs(), &hooks);
       entry.invoke(obj->instance.get(), in->field(4), ctx);
     } catch (...) {
       target->fail(std::current_exception());
@@ -1284,6 +1291,11 @@ ServerStats Server::Impl::stats() const {
                   {"objects_per_session", table.refused()},
                   {"waiters_per_session", over_waiter_limit.load()},
                   {"sessions", over_session_limit.load()}};
+  if (stream) {
+    const auto segments = stream->segment_counts();
+    s.segments = segments.segments;
+    s.segments_free = segments.free;
+  }
   return s;
 }
 

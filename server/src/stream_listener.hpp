@@ -6,12 +6,15 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "segment_pool.hpp"
 #include "zmanager/wire/stream.hpp"
 
 struct epoll_event;
@@ -24,7 +27,10 @@ class StreamListener {
   /// ConnectionError when the address is in use or cannot be bound. The listening socket and
   /// every connection are watched in `epoll_fd`, the server's one set for its poll step, with
   /// keys below kFirstForeignKey (the server's own descriptors use the keys above).
-  StreamListener(const std::string& address, const wire::Limits& limits, int epoll_fd);
+  /// Large blobs to and from the connections that ask for it go through shared segments, of
+  /// `segment_bytes` at most in all (0: none).
+  StreamListener(const std::string& address, const wire::Limits& limits, int epoll_fd,
+                 std::size_t segment_bytes);
   ~StreamListener();  // closes every connection; removes the socket file
   StreamListener(const StreamListener&) = delete;
   StreamListener& operator=(const StreamListener&) = delete;
@@ -58,17 +64,50 @@ class StreamListener {
   /// ... and writes what was queued, to every connection that has some.
   void write_queued();
 
+  /// Whether a connection has an open session: only then is it lent segments to write into.
+  void set_authenticated(const std::string& routing, bool yes);
+
+  SegmentPool::Counts segment_counts() const { return segments_->counts(); }
+  /// Segments one connection may hold lent to write into.
+  static constexpr std::size_t kMostLentPerConnection = 8;
+
  private:
+  struct Peer;
+  /// A connection's side of the shared segments: what its reader meets (LEASE, RELEASE, blob
+  /// frames in segments) is handled here, on the polling thread, under the listener's mu_.
+  class PeerSegments final : public wire::SegmentEndpoint {
+   public:
+    PeerSegments(StreamListener& listener, Peer& peer) : listener_(listener), peer_(peer) {}
+    void on_control(wire::StreamKind kind, std::string_view body) override;
+    zmq::message_t frame_in(std::uint64_t segment, std::uint64_t offset,
+                            std::uint64_t length) override;
+
+   private:
+    StreamListener& listener_;
+    Peer& peer_;
+  };
   struct Peer {
     int fd;
     std::string routing;
+    PeerSegments segments;
     wire::StreamReader reader;      // the polling thread only
     wire::StreamWriter writer;      // under mu_
     bool waiting_for_room = false;  // under mu_: EPOLLOUT is asked for
     bool queued = false;            // under mu_: in dirty_
-    Peer(int fd, std::string routing, const wire::Limits& limits)
-        : fd(fd), routing(std::move(routing)), reader(limits) {}
+    // Under mu_. The connection asked for segments (LEASE), so it may be sent blobs in them.
+    bool takes_segments = false;
+    bool authenticated = false;
+    std::unordered_set<std::uint64_t> mapped;  // segments whose descriptor it was sent
+    std::unordered_map<std::uint64_t, SegmentPool::SegmentPtr> lent_to_write;
+    std::unordered_multimap<std::uint64_t, zmq::message_t> lent_to_read;  // until RELEASE
+    Peer(StreamListener& listener, int fd, std::string routing, const wire::Limits& limits)
+        : fd(fd),
+          routing(std::move(routing)),
+          segments(listener, *this),
+          reader(limits, &segments) {}
   };
+  /// With mu_ held: queues MAP for those of the segments the peer has not been sent yet.
+  void introduce(Peer& peer, std::span<const wire::SegmentSize> segments, std::span<const int> fds);
   void accept_all(Events& out);
   /// With mu_ held.
   void write(Peer& peer);
@@ -80,6 +119,7 @@ class StreamListener {
   int listen_fd_ = -1;
   const int epoll_fd_;
   std::uint64_t next_id_ = 1;
+  const std::shared_ptr<SegmentPool> segments_;
 
   std::mutex mu_;
   std::unordered_map<std::uint64_t, std::shared_ptr<Peer>> peers_;  // by the id in its routing

@@ -45,6 +45,19 @@ def stream(*messages):
     return out
 
 
+def control(kind, body):
+    """One of the same-host transport's own messages (protocol.md 1.2): the kind in the header."""
+    packed = msgpack.packb(body)
+    return struct.pack("<QII", len(packed), 0, kind) + packed
+
+
+def placed(body, segment, offset, length):
+    """A message whose one blob frame is `length` bytes at `offset` in `segment`."""
+    packed = msgpack.packb(body, use_bin_type=True)
+    return (struct.pack("<QII", len(packed), 1, 0) + packed
+            + struct.pack("<QQQ", length | 1 << 63, segment, offset))
+
+
 SEEDS = {
     "hello": message([1, 2, b"\x01" * 32, "worker-1"]),
     "auth": message([3, b"\x02" * 32]),
@@ -74,6 +87,12 @@ SEEDS = {
                                 ([5, 5, 11, "user", [3, 0.5, "name", blob(1)], []], [b"side"])),
     # Over the fuzzer's 8 frames: read past, and the ping after it still parses.
     "stream_over_limit": stream(([5, 9, 1, "put", [b"x" * 200], []], [b"a"] * 9), ([8], [])),
+    # Version 5 (protocol.md 1.2): a LEASE, a put whose blob is in the segment lent (id 1), one
+    # in a segment that is not, and a RELEASE.
+    "stream_segments": control(3, [4, 1 << 20])
+    + placed([5, 12, 1, "put", [blob(1)], []], 1, 0, 1000)
+    + placed([5, 13, 1, "put", [blob(1)], []], 2, 0, 1000)
+    + control(4, [1, 2, 3]),
 }
 
 

@@ -1,5 +1,6 @@
 #include "request_decoder.hpp"
 
+#include <array>
 #include <bit>
 #include <optional>
 #include <stdexcept>
@@ -10,6 +11,7 @@
 #include "zmanager/expose.hpp"
 #include "zmanager/value.hpp"
 #include "zmanager/wire/protocol.hpp"
+#include "zmanager/wire/segment.hpp"
 #include "zmanager/wire/stream.hpp"
 #include "zmanager/wire/tree.hpp"
 
@@ -113,11 +115,33 @@ void decode_answer(const wire::Inbound& in) {
   });
 }
 
+// What a server does with the transport's own messages and blob frames in segments (protocol.md
+// 1.2): their bodies are read as the server reads them, and segment 1, 64 KiB here, is the one
+// lent to this connection.
+struct ServerLikeSegments final : wire::SegmentEndpoint {
+  void on_control(wire::StreamKind kind, std::string_view body) override {
+    if (kind == wire::StreamKind::kLease)
+      wire::decode_lease(body);
+    else if (kind == wire::StreamKind::kRelease)
+      wire::decode_segment_ids(body);
+    else
+      throw ProtocolError("a client sent a server's stream control message");
+  }
+  zmq::message_t frame_in(std::uint64_t segment, std::uint64_t offset,
+                          std::uint64_t length) override {
+    static std::array<char, 64 * 1024> lent{};
+    if (segment != 1 || offset > lent.size() || length > lent.size() - offset)
+      throw ValueError("not lent");
+    return zmq::message_t(lent.data() + offset, static_cast<std::size_t>(length));
+  }
+};
+
 // The same bytes as the same-host transport's stream (protocol.md 1.1), arriving in small
 // pieces: every message it frames is parsed as one from ZeroMQ would be. Returns how many
 // parsed.
 std::size_t decode_stream(const std::uint8_t* data, std::size_t size, const wire::Limits& limits) {
-  wire::StreamReader reader(limits);
+  ServerLikeSegments segments;
+  wire::StreamReader reader(limits, &segments);
   wire::StreamInput in;
   constexpr std::size_t kPiece = 13;
   try {

@@ -12,97 +12,18 @@
 #include <fstream>
 #include <thread>
 
+#include "raw_stream.hpp"
 #include "server_process.hpp"
 #include "timing.hpp"
-#include "zmanager/wire/stream.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-std::string abstract_address(const std::string& what) {
-  static int serial = 0;
-  return "unix://@zmanager-test-" + what + "-" + std::to_string(::getpid()) + "-" +
-         std::to_string(++serial);
-}
-
-test::ServerProcess start_with_local_address(zmanager::ServerOptions options = {}) {
-  options.local_address = abstract_address("local");
-  return test::ServerProcess::start(options);
-}
-
-/// A client speaking the stream framing by hand, as another language's client would.
-class RawStream {
- public:
-  explicit RawStream(const std::string& address) {
-    auto where = zmanager::wire::parse_unix_address(address);
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(fd_, reinterpret_cast<const sockaddr*>(&where.addr), where.length) != 0)
-      throw std::runtime_error("cannot connect to " + address);
-  }
-  ~RawStream() { ::close(fd_); }
-  void write(const std::string& bytes) {
-    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(bytes.size()));
-  }
-  /// The next message's body, unpacked; nullopt when the server closed the connection or after
-  /// the timeout.
-  std::optional<msgpack::object_handle> read(std::chrono::milliseconds timeout = 10s) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (in_.messages.empty()) {
-      auto left =
-          std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0 || closed_) return std::nullopt;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char buffer[4096];
-      ssize_t n = ::read(fd_, buffer, sizeof buffer);
-      if (n <= 0) {
-        closed_ = true;
-        continue;
-      }
-      reader_.feed(buffer, static_cast<std::size_t>(n), in_);
-    }
-    auto frames = std::move(in_.messages.front());
-    in_.messages.erase(in_.messages.begin());
-    return msgpack::unpack(static_cast<const char*>(frames[0].data()), frames[0].size());
-  }
-  bool closed_by_server(std::chrono::milliseconds timeout = 10s) {
-    while (read(timeout)) {
-    }
-    return closed_;
-  }
-
-  static std::string message(const std::string& body, std::uint32_t reserved = 0) {
-    std::string out(16, '\0');
-    std::uint64_t size = body.size();
-    std::memcpy(out.data(), &size, 8);
-    std::memcpy(out.data() + 12, &reserved, 4);
-    return out + body;
-  }
-  static std::string hello() {
-    msgpack::sbuffer buf;
-    msgpack::packer<msgpack::sbuffer> pk(buf);
-    pk.pack_array(4);
-    pk.pack(1);
-    pk.pack(2);
-    std::string nonce(32, 'n');
-    pk.pack_bin(32);
-    pk.pack_bin_body(nonce.data(), 32);
-    pk.pack("raw-stream");
-    return message(std::string(buf.data(), buf.size()));
-  }
-
- private:
-  int fd_ = -1;
-  zmanager::wire::Limits limits_;
-  zmanager::wire::StreamReader reader_{limits_};
-  zmanager::wire::StreamInput in_;
-  bool closed_ = false;
-};
+using test::RawStream;
 
 TEST(LocalTransport, UnixAndZeroMqClientsShareObjects) {
-  auto server = start_with_local_address();
+  auto server = test::ServerProcess::start_with_local_address();
   auto local = server.connect(server.local_address);
   auto remote = server.connect();
   auto here = local->get_shared<Counter>("shared_counter");
@@ -132,7 +53,7 @@ TEST(LocalTransport, UnixAndZeroMqClientsShareObjects) {
 TEST(LocalTransport, AKilledClientsSessionEndsAtOnceWithItsConnection) {
   zmanager::ServerOptions options;
   options.session_ttl = 60s;  // so that only the closed connection can explain a prompt release
-  auto server = start_with_local_address(options);
+  auto server = test::ServerProcess::start_with_local_address(options);
   auto observer = server.connect();
   std::uint64_t before = test::objects_of(*observer, "Counter");
   auto client = test::Child::spawn(
@@ -149,7 +70,7 @@ TEST(LocalTransport, AKilledClientsSessionEndsAtOnceWithItsConnection) {
 
 TEST(LocalTransport, AServerCanListenOnAUnixSocketOnly) {
   zmanager::ServerOptions options;
-  options.address = abstract_address("only");
+  options.address = test::abstract_unix_address("only");
   auto server = test::ServerProcess::start(options);
   EXPECT_EQ(server.address, options.address);
   auto client = server.connect();
@@ -208,28 +129,18 @@ TEST(LocalTransport, AnAddressThatIsNotUnixIsAValueError) {
 TEST(LocalTransport, AMessageOverALimitIsRefusedAndTheConnectionStaysInStep) {
   zmanager::ServerOptions options;
   options.max_body_bytes = 1024;
-  auto server = start_with_local_address(options);
+  auto server = test::ServerProcess::start_with_local_address(options);
   RawStream raw(server.local_address);
   std::string body = "\x96\x05\x4d";  // [5, 77, ...: a CALL's start
   body.resize(4000, 'x');
   raw.write(RawStream::message(body));
   raw.write(RawStream::hello());
-  auto error = raw.read();
-  ASSERT_TRUE(error);
-  auto fields = error->get().as<std::vector<msgpack::object>>();
-  ASSERT_GE(fields.size(), 3u);
-  EXPECT_EQ(fields[0].as<int>(), 7) << "an ERROR";
-  auto wire_error = fields[2].as<std::map<std::string, std::string>>();
-  EXPECT_EQ(wire_error["kind"], "limit");
-  EXPECT_EQ(wire_error["type"], "LimitError");
-  auto challenge = raw.read();
-  ASSERT_TRUE(challenge) << "the hello after the refused message was not answered";
-  EXPECT_EQ(challenge->get().via.array.ptr[0].as<int>(), 2) << "a CHALLENGE";
+  raw.expect_refused_then_challenge("limit", "LimitError");
   EXPECT_GE(server.connect()->stats().limits_hit["message"], 1u);
 }
 
 TEST(LocalTransport, AConnectionThatSendsWhatIsNotAMessageIsClosedAndOthersCarryOn) {
-  auto server = start_with_local_address();
+  auto server = test::ServerProcess::start_with_local_address();
   auto client = server.connect(server.local_address);
   auto counter = client->get_shared<Counter>("shared_counter");
   EXPECT_EQ(counter.increment(1), 1);
@@ -241,7 +152,7 @@ TEST(LocalTransport, AConnectionThatSendsWhatIsNotAMessageIsClosedAndOthersCarry
 }
 
 TEST(LocalTransport, ManyConnectionsAtOnceEachGetTheirOwnReplies) {
-  auto server = start_with_local_address();
+  auto server = test::ServerProcess::start_with_local_address();
   constexpr int kClients = 24;
   std::vector<std::unique_ptr<zmanager::BaseManager>> clients;
   std::vector<zmanager::Proxy<Mailbox>> mailboxes;

@@ -17,6 +17,14 @@ inline std::uint64_t objects_of(zmanager::BaseManager& client, const std::string
   return it == s.objects_by_type.end() ? 0 : it->second;
 }
 
+/// A fresh address in Linux's abstract namespace (no socket file to clean up): unique to this
+/// process and call, `what` naming its use in a failure message.
+inline std::string abstract_unix_address(const std::string& what) {
+  static int serial = 0;
+  return "unix://@zmanager-test-" + what + "-" + std::to_string(::getpid()) + "-" +
+         std::to_string(++serial);
+}
+
 struct ServerProcess {
   Child child;
   std::string address;
@@ -29,6 +37,12 @@ struct ServerProcess {
         .address = at.empty() ? address : std::move(at), .authkey = authkey});
     client->connect();
     return client;
+  }
+
+  /// A server that also listens on a same-host address (ServerOptions::local_address).
+  static ServerProcess start_with_local_address(zmanager::ServerOptions options = {}) {
+    options.local_address = abstract_unix_address("local");
+    return start(options);
   }
 
   static ServerProcess start(

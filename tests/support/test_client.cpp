@@ -5,6 +5,8 @@
 //   zmanager_test_client ADDRESS AUTHKEY hold-counters N    (creates N, prints "ready", waits)
 //   zmanager_test_client ADDRESS AUTHKEY create-counters N  (creates N, exits cleanly)
 //   zmanager_test_client ADDRESS AUTHKEY join-roster 0      (joins, prints "ready", waits)
+//   zmanager_test_client ADDRESS AUTHKEY hold-segments N    (sends N blobs of 256 KiB, so that a
+//                                     unix:// connection is lent segments; "ready", waits)
 #include <unistd.h>
 
 #include <iostream>
@@ -38,6 +40,15 @@ int main(int argc, char** argv) try {
   }
   if (command == "join-roster") {
     client.get_shared<Roster>("roster").join();
+    std::cout << "ready" << std::endl;
+    ::pause();  // until killed
+    return 0;
+  }
+  if (command == "hold-segments") {
+    auto maths = client.create<Maths>("Maths");
+    const zmanager::Bytes blob(std::size_t{256} << 10);
+    for (int i = 0; i < n; ++i)
+      if (maths.length(blob) != blob.size()) return 1;
     std::cout << "ready" << std::endl;
     ::pause();  // until killed
     return 0;

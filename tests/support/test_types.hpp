@@ -75,6 +75,8 @@ struct Maths {
     return out;
   }
   std::size_t length(const zmanager::Bytes& b) { return b.size(); }
+  /// Whether the argument is the only holder of its bytes (so that handing it on needs no copy).
+  bool held_alone(const zmanager::Bytes& b) { return b.unshared(); }
   std::optional<int> maybe(bool give) { return give ? std::optional<int>(42) : std::nullopt; }
   void fail_custom(const std::string& why) { throw test::CustomFailure(why); }
   int fail_key(const std::string& key) { throw zmanager::KeyError(key); }
@@ -82,7 +84,7 @@ struct Maths {
   void secret() {}
 };
 ZMANAGER_EXPOSE(Maths, add, mul, scale, greet, range, histogram, move, transpose, reverse, length,
-                maybe, fail_custom, fail_key, fail_value, secret)
+                held_alone, maybe, fail_custom, fail_key, fail_value, secret)
 
 // Built by a factory with constructor arguments; counts live instances server-side.
 struct Counter {

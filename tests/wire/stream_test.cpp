@@ -6,7 +6,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
 #include <cstring>
+#include <map>
 #include <numeric>
 #include <string>
 #include <thread>
@@ -165,12 +168,13 @@ TEST(Stream, AMessageOverALimitIsReadPastWithItsRequestIdAndTheNextOneStillArriv
 
 // Found by the fuzzer: a blob length near 2^64 wrapped the running total of the message's size
 // past its limit check, and the reader tried to allocate it.
-TEST(Stream, ABlobLengthNearTwoToThe64IsRefusedNotAllocated) {
+TEST(Stream, ABlobLengthNearTwoToThe63IsRefusedNotAllocated) {
   zmanager::wire::Limits limits;
   StreamReader reader(limits);
   StreamInput in;
+  // The largest length there is: the top bit says "in a segment" (1.2).
   std::string stream = header(3, 2) + "\x96\x05\x4d" + length(8) + "12345678" +
-                       length(~std::uint64_t{0}) + header(3, 0) + "end";
+                       length(~zmanager::wire::kInSegmentBit) + header(3, 0) + "end";
   EXPECT_NO_THROW(reader.feed(stream.data(), stream.size(), in));
   ASSERT_EQ(in.refused.size(), 0u) << "still reading past the huge blob";
   EXPECT_EQ(in.messages.size(), 0u);
@@ -223,6 +227,170 @@ TEST(Stream, UnixAddressesAreParsedOrRefusedWithAValueError) {
     EXPECT_THROW(zmanager::wire::parse_unix_address(bad), zmanager::ValueError) << bad;
   EXPECT_THROW(zmanager::wire::parse_unix_address("unix:///" + std::string(200, 'a')),
                zmanager::ValueError);
+}
+
+// ---- shared segments (docs/protocol.md 1.2) ----
+
+using zmanager::wire::SegmentMapping;
+using zmanager::wire::StreamKind;
+
+/// A client's side of the segments, as small as the protocol allows: maps what MAP passes and
+/// copies a blob out of its segment.
+struct MappingEndpoint : zmanager::wire::SegmentEndpoint {
+  bool takes_descriptors() const override { return true; }
+  void on_descriptors(std::span<const int> fds) override {
+    descriptors.insert(descriptors.end(), fds.begin(), fds.end());
+  }
+  void on_control(StreamKind kind, std::string_view body) override {
+    controls.push_back(kind);
+    if (kind != StreamKind::kMap) return;
+    for (const auto& segment : zmanager::wire::decode_segment_sizes(body)) {
+      mapped.emplace(segment.id, SegmentMapping::adopt(descriptors.front(), segment.size));
+      descriptors.erase(descriptors.begin());
+    }
+  }
+  zmq::message_t frame_in(std::uint64_t segment, std::uint64_t offset,
+                          std::uint64_t length) override {
+    if (refuse) throw zmanager::ValueError("segment " + std::to_string(segment) + " refused");
+    const auto& memory = mapped.at(segment);
+    EXPECT_LE(offset + length, memory.size());
+    return zmq::message_t(memory.data() + offset, static_cast<std::size_t>(length));
+  }
+  std::vector<int> descriptors;
+  std::map<std::uint64_t, SegmentMapping> mapped;
+  std::vector<StreamKind> controls;
+  bool refuse = false;
+};
+
+TEST(StreamSegments, ADescriptorAndABlobInItsSegmentCrossAsTheProtocolSays) {
+  SocketPair pair;
+  StreamWriter writer;
+  zmanager::wire::Limits limits;
+  MappingEndpoint endpoint;
+  StreamReader reader(limits, &endpoint);
+  auto segment = SegmentMapping::create(256 * 1024);
+  std::string blob(100 * 1000, '\0');
+  for (std::size_t i = 0; i < blob.size(); ++i) blob[i] = static_cast<char>(i * 7);
+  std::memcpy(segment.data() + 4096, blob.data(), blob.size());
+  const zmanager::wire::SegmentSize known{42, segment.size()};
+  writer.push_control(StreamKind::kMap, zmanager::wire::encode_segment_sizes({&known, 1}),
+                      {segment.fd()});
+  writer.push(message("before"));
+  // The placed frame's own bytes are not sent: its place is.
+  const StreamWriter::Placement placed{1, 42, 4096, blob.size()};
+  writer.push(message("in a segment", {"these bytes do not travel"}), {&placed, 1});
+  writer.push(message("after", {"small"}));
+  auto in = transfer(pair, writer, reader, 3);
+  ASSERT_EQ(in.messages.size(), 3u);
+  EXPECT_EQ(endpoint.controls, std::vector<StreamKind>{StreamKind::kMap});
+  ASSERT_EQ(endpoint.mapped.count(42), 1u);
+  EXPECT_NE(endpoint.mapped.at(42).data(), segment.data()) << "mapped again, in the reader";
+  EXPECT_EQ(text(in.messages[0][0]), "before");
+  ASSERT_EQ(in.messages[1].size(), 2u);
+  EXPECT_EQ(text(in.messages[1][0]), "in a segment");
+  EXPECT_EQ(text(in.messages[1][1]), blob);
+  EXPECT_EQ(text(in.messages[2][1]), "small");
+}
+
+TEST(StreamSegments, ABlobFrameItsEndpointRefusesIsReadPastAndTheNextMessageArrives) {
+  SocketPair pair;
+  StreamWriter writer;
+  zmanager::wire::Limits limits;
+  MappingEndpoint endpoint;
+  endpoint.refuse = true;
+  StreamReader reader(limits, &endpoint);
+  const StreamWriter::Placement placed{1, 9, 0, 1 << 20};
+  writer.push(message(call_body(40), {""}), {&placed, 1});
+  writer.push(message("next"));
+  auto in = transfer(pair, writer, reader, 2);
+  ASSERT_EQ(in.refused.size(), 1u);
+  EXPECT_EQ(in.refused[0].request_id, 77u);
+  EXPECT_FALSE(in.refused[0].over_limit);
+  EXPECT_NE(in.refused[0].why.find("segment 9 refused"), std::string::npos);
+  ASSERT_EQ(in.messages.size(), 1u);
+  EXPECT_EQ(text(in.messages[0][0]), "next");
+}
+
+TEST(StreamSegments, WithoutAnEndpointTheTransportsOwnMessagesAndPlacedFramesAreMalformed) {
+  zmanager::wire::Limits limits;
+  {
+    StreamReader reader(limits);
+    StreamInput in;
+    const std::string lease = zmanager::wire::encode_lease({1, 1});
+    EXPECT_THROW(reader.feed((header(lease.size(), 0, 3) + lease).data(), 16 + lease.size(), in),
+                 zmanager::ProtocolError);
+  }
+  {
+    StreamReader reader(limits);
+    StreamInput in;
+    const std::string bytes =
+        header(2, 1) + "ab" + length(10 | zmanager::wire::kInSegmentBit) + length(1) + length(0);
+    EXPECT_THROW(reader.feed(bytes.data(), bytes.size(), in), zmanager::ProtocolError);
+  }
+  {  // with one: a control message with blob frames, or too long, or of an unknown kind
+    MappingEndpoint endpoint;
+    for (const std::string& bad :
+         {header(3, 1, 1) + "abc", header(64 * 1024, 0, 2), header(0, 0, 5)}) {
+      StreamReader reader(limits, &endpoint);
+      StreamInput in;
+      EXPECT_THROW(reader.feed(bad.data(), bad.size(), in), zmanager::ProtocolError);
+    }
+  }
+}
+
+TEST(StreamSegments, OnlyASealedMemoryFileOfTheSizeSaidIsMapped) {
+  auto good = SegmentMapping::create(64 * 1024);
+  EXPECT_THROW(SegmentMapping::adopt(::dup(good.fd()), 128 * 1024), zmanager::ProtocolError);
+  EXPECT_NO_THROW(SegmentMapping::adopt(::dup(good.fd()), 64 * 1024));
+  const int unsealed = ::memfd_create("unsealed", MFD_CLOEXEC);
+  ASSERT_GE(unsealed, 0);
+  ASSERT_EQ(::ftruncate(unsealed, 64 * 1024), 0);
+  EXPECT_THROW(SegmentMapping::adopt(unsealed, 64 * 1024), zmanager::ProtocolError);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ::close(pipe_fds[1]);
+  EXPECT_THROW(SegmentMapping::adopt(pipe_fds[0], 64 * 1024), zmanager::ProtocolError);
+}
+
+TEST(StreamSegments, ControlBodiesAreReadOrRefusedWithAProtocolError) {
+  const std::uint64_t ids[] = {1, 2, 99};
+  EXPECT_EQ(zmanager::wire::decode_segment_ids(zmanager::wire::encode_segment_ids(ids)),
+            std::vector<std::uint64_t>(std::begin(ids), std::end(ids)));
+  auto lease = zmanager::wire::decode_lease(zmanager::wire::encode_lease({4, 1 << 20}));
+  EXPECT_EQ(lease.count, 4u);
+  EXPECT_EQ(lease.min_size, 1u << 20);
+  const zmanager::wire::SegmentSize sizes[] = {{3, 65536}};
+  auto back = zmanager::wire::decode_segment_sizes(zmanager::wire::encode_segment_sizes(sizes));
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].size, 65536u);
+  // Not an array; an id that is not an integer; a MAP entry that is not a pair; too many.
+  EXPECT_THROW(zmanager::wire::decode_segment_ids("\x05"), zmanager::ProtocolError);
+  EXPECT_THROW(zmanager::wire::decode_segment_ids("\x91\xa1x"), zmanager::ProtocolError);
+  EXPECT_THROW(zmanager::wire::decode_segment_sizes("\x91\x01"), zmanager::ProtocolError);
+  EXPECT_THROW(zmanager::wire::decode_lease("\x91\x01"), zmanager::ProtocolError);
+  std::vector<std::uint64_t> many(2000, 1);
+  EXPECT_THROW(zmanager::wire::decode_segment_ids(zmanager::wire::encode_segment_ids(many)),
+               zmanager::ProtocolError);
+  EXPECT_EQ(zmanager::wire::segment_size_for(1), 64u * 1024);
+  EXPECT_EQ(zmanager::wire::segment_size_for(1 << 20), 1u << 20);
+  EXPECT_EQ(zmanager::wire::segment_size_for((1 << 20) + 1), 2u << 20);
+}
+
+TEST(StreamSegments, ABrokenConnectionsQueueKeepsOnlyPlainMessagesNotBegun) {
+  SocketPair pair;
+  StreamWriter writer;
+  writer.push(message("plain one"));
+  const StreamWriter::Placement placed{1, 5, 0, 70000};
+  writer.push(message("placed", {""}), {&placed, 1});
+  writer.push_control(StreamKind::kRelease, zmanager::wire::encode_segment_ids({}));
+  writer.push(message("plain two"));
+  writer.drop(/*keep_whole=*/true);
+  zmanager::wire::Limits limits;
+  StreamReader reader(limits);  // no endpoint: anything but plain messages would throw
+  auto in = transfer(pair, writer, reader, 2);
+  ASSERT_EQ(in.messages.size(), 2u);
+  EXPECT_EQ(text(in.messages[0][0]), "plain one");
+  EXPECT_EQ(text(in.messages[1][0]), "plain two");
 }
 
 }  // namespace

@@ -59,6 +59,15 @@ DecodeScope::DecodeScope(std::span<const Bytes> blobs, RefHooks* hooks)
     : blobs_(blobs), hooks_(hooks), previous_(active_decode) {
   active_decode = this;
 }
+DecodeScope::DecodeScope(std::vector<Bytes>&& blobs, RefHooks* hooks)
+    : owned_(std::move(blobs)), blobs_(owned_), hooks_(hooks), previous_(active_decode) {
+  active_decode = this;
+}
+void DecodeScope::release_blobs() {
+  if (owned_.empty()) return;
+  owned_.clear();
+  blobs_ = {};
+}
 DecodeScope::~DecodeScope() {
   active_decode = previous_;
 }

@@ -119,6 +119,8 @@ void invoke_method(void* self, const msgpack::object& args, CallContext& ctx) {
     return std::string(ctx.object_type()) + "." + std::string(ctx.method()) + "()";
   };
   auto params = decode_args<typename Traits::params>(args, where);
+  // The arguments hold their bytes alone now: the message's hold on them goes.
+  if (auto* decoding = wire::DecodeScope::current()) decoding->release_blobs();
   auto& object = *static_cast<Class*>(self);
   auto call = [&](auto&&... p) -> decltype(auto) { return (object.*M)(std::move(p)...); };
   if constexpr (std::is_void_v<typename Traits::result>) {

@@ -36,6 +36,10 @@ struct ServerOptions {
   std::size_t max_objects_per_session = 1'000'000;
   std::size_t max_waiters_per_session = 100'000;
   std::size_t max_sessions = 10'000;
+  /// Shared segments for the large bytes of same-host (unix://) clients, at most this much
+  /// memory in all: a blob of 64 KiB or more then crosses without being copied through the
+  /// socket. 0: none (the bytes go through the socket).
+  std::size_t segment_pool_bytes = std::size_t{256} << 20;
 };
 
 /// Counters a client can read with `BaseManager::stats()` (server method "stats").
@@ -55,8 +59,13 @@ struct ServerStats {
   /// max_message_bytes, max_body_bytes, max_depth), "objects_per_session",
   /// "waiters_per_session", "sessions".
   std::map<std::string, std::uint64_t> limits_hit;
+  /// Shared segments for same-host clients' large bytes (ServerOptions::segment_pool_bytes):
+  /// made, and of those, free (neither lent to a connection nor holding bytes).
+  std::uint64_t segments = 0;
+  std::uint64_t segments_free = 0;
   MSGPACK_DEFINE_MAP(objects, sessions, created, destroyed, calls, errors, rejected, auth_failures,
-                     expired_sessions, objects_by_type, limits_hit, batches);
+                     expired_sessions, objects_by_type, limits_hit, batches, segments,
+                     segments_free);
 };
 
 /// A server bound to its address from construction. `serve_forever()` runs it on the calling

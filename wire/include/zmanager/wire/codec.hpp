@@ -137,15 +137,22 @@ class Encoder {
 class DecodeScope {
  public:
   DecodeScope(std::span<const Bytes> blobs, RefHooks* hooks);
+  /// Holds the blobs itself, until release_blobs().
+  DecodeScope(std::vector<Bytes>&& blobs, RefHooks* hooks);
   ~DecodeScope();
   DecodeScope(const DecodeScope&) = delete;
   DecodeScope& operator=(const DecodeScope&) = delete;
 
   std::span<const Bytes> blobs() const { return blobs_; }
   RefHooks* hooks() const { return hooks_; }
+  /// The values decoded so far own their bytes alone from here on (a scope that holds its
+  /// blobs drops them): a server method's arguments, once decoded, so that bytes it hands on
+  /// as they came (a put to a parked get) can leave without a copy. No blob can be decoded after.
+  void release_blobs();
   static DecodeScope* current();
 
  private:
+  std::vector<Bytes> owned_;
   std::span<const Bytes> blobs_;
   RefHooks* hooks_;
   DecodeScope* previous_;

@@ -20,7 +20,7 @@ namespace zmanager::wire {
 // 2: a CALL may carry a seventh field, timeout_ms.
 // 3: the server may send a client replies together, in one BATCH message.
 // 4: a client may send the server calls together, in one BATCH message.
-inline constexpr std::uint32_t kProtocolVersion = 4;
+inline constexpr std::uint32_t kProtocolVersion = 5;
 inline constexpr std::uint32_t kMinProtocolVersion = 1;
 
 enum class Op : std::uint8_t {
@@ -95,6 +95,8 @@ class Inbound {
   std::size_t size() const { return fields_.size; }
   const msgpack::object& field(std::size_t i) const;  // throws ProtocolError when absent
   const std::vector<Bytes>& blobs() const { return blobs_; }
+  /// The blob frames, for the one decoding of a CALL's arguments (the server's).
+  std::vector<Bytes> take_blobs() { return std::move(blobs_); }
   std::size_t bytes() const { return bytes_; }
 
   /// The payload at field `i`, holding this message alive; `refs_field` lists its references.
