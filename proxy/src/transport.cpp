@@ -161,8 +161,9 @@ class ClientSegments final : public wire::SegmentEndpoint {
   }
   /// Gives back the segments read from.
   void give_back(wire::StreamWriter& writer) {
-    if (owed_.empty()) return;
-    writer.push_control(wire::StreamKind::kRelease, wire::encode_segment_ids(owed_));
+    // One read can take more blobs in segments than one RELEASE may name.
+    for (const auto& body : wire::encode_segment_id_lists(owed_))
+      writer.push_control(wire::StreamKind::kRelease, body);
     owed_.clear();
   }
 

@@ -371,6 +371,18 @@ TEST(StreamSegments, ControlBodiesAreReadOrRefusedWithAProtocolError) {
   std::vector<std::uint64_t> many(2000, 1);
   EXPECT_THROW(zmanager::wire::decode_segment_ids(zmanager::wire::encode_segment_ids(many)),
                zmanager::ProtocolError);
+  // A RELEASE of more than a body may name goes as several, each within the bound.
+  std::vector<std::uint64_t> owed(2500);
+  std::iota(owed.begin(), owed.end(), 1);
+  std::vector<std::uint64_t> released;
+  const auto bodies = zmanager::wire::encode_segment_id_lists(owed);
+  EXPECT_EQ(bodies.size(), 3u);
+  for (const auto& body : bodies) {
+    auto part = zmanager::wire::decode_segment_ids(body);
+    released.insert(released.end(), part.begin(), part.end());
+  }
+  EXPECT_EQ(released, owed);
+  EXPECT_TRUE(zmanager::wire::encode_segment_id_lists({}).empty());
   EXPECT_EQ(zmanager::wire::segment_size_for(1), 64u * 1024);
   EXPECT_EQ(zmanager::wire::segment_size_for(1 << 20), 1u << 20);
   EXPECT_EQ(zmanager::wire::segment_size_for((1 << 20) + 1), 2u << 20);

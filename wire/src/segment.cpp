@@ -101,6 +101,14 @@ std::string encode_segment_ids(std::span<const std::uint64_t> ids) {
   return std::string(out.data(), out.size());
 }
 
+std::vector<std::string> encode_segment_id_lists(std::span<const std::uint64_t> ids) {
+  std::vector<std::string> bodies;
+  for (std::size_t at = 0; at < ids.size(); at += kMaxSegmentsPerControl)
+    bodies.push_back(
+        encode_segment_ids(ids.subspan(at, std::min(kMaxSegmentsPerControl, ids.size() - at))));
+  return bodies;
+}
+
 std::vector<std::uint64_t> decode_segment_ids(std::string_view body) {
   return read_control(body, [](const msgpack::object_array& list) {
     if (list.size > kMaxSegmentsPerControl)

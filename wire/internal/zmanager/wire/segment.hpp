@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -91,6 +92,8 @@ class SegmentEndpoint {
 
 /// The body of a control message naming segments ([id, ...]), and of MAP ([[id, size], ...]).
 std::string encode_segment_ids(std::span<const std::uint64_t> ids);
+/// As many bodies as `ids` need, each naming at most kMaxSegmentsPerControl of them.
+std::vector<std::string> encode_segment_id_lists(std::span<const std::uint64_t> ids);
 std::vector<std::uint64_t> decode_segment_ids(std::string_view body);
 struct SegmentSize {
   std::uint64_t id;
