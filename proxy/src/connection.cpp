@@ -152,6 +152,10 @@ class Connection final : public detail::Channel {
   /// calls; two batches in flight overlap the two (A/B at 64 in flight, batches of 8/16/32/64:
   /// 400k/460k/530k/370k calls/s; at 256 in flight 32 and 64 were alike).
   static constexpr std::size_t kMostBatched = 32;
+  /// How long a call held behind others in flight (see enqueue()) may wait for a thread to
+  /// wait, or for 31 more calls, before the keeper sends it: the cost of the coalescing to a
+  /// caller that sends a call and then does other work without waiting for anything.
+  static constexpr std::chrono::microseconds kMostHeldFor{500};
 
   explicit Connection(const ConnectOptions& options);
   ~Connection() override;
@@ -186,6 +190,7 @@ class Connection final : public detail::Channel {
     std::mutex mu;
     std::condition_variable cv;
     bool stop = false;
+    bool hurry = false;  // calls are held: tick every kMostHeldFor, not every heartbeat
   };
   /// A `release` notification for one reference counted for `session`.
   static Outgoing release_message(std::uint64_t object, std::uint64_t session);
@@ -211,6 +216,11 @@ class Connection final : public detail::Channel {
   /// Wakes the thread holding the socket from its poll (any thread may call it).
   void wake_socket_holder();
   void enqueue(Outgoing out);
+  /// Whether `out`, made while no thread holds the socket, waits in queue_ for the calls made
+  /// after it instead of leaving at once (see enqueue()).
+  bool holds_back(const Outgoing& out) const;
+  /// Tells the keeper that calls are held, so that it sends them within kMostHeldFor.
+  void hurry_keeper();
   /// Whether `out` is to be sent now: false when it was held for a session, failed or dropped.
   bool admit(Outgoing& out);
   void transmit(Outgoing& out);
@@ -234,7 +244,9 @@ class Connection final : public detail::Channel {
   Clock::time_point next_wakeup() const;
   /// Serves the socket until `state` is done or `deadline` passes.
   void pump(detail::CallState& state, std::optional<Clock::time_point> deadline);
-  void keeper_tick();
+  /// The keeper's work: heartbeats and replies while no thread waits, and the calls held. True
+  /// while calls are still being held (the keeper then ticks again within kMostHeldFor).
+  bool keeper_tick();
   /// Flushes the queue, says goodbye and fails what is left: the end of the connection.
   void finish();
   void handle(std::shared_ptr<wire::Inbound> in);
@@ -279,9 +291,11 @@ class Connection final : public detail::Channel {
   mutable std::mutex mu_;              // guards the fields below
   std::condition_variable socket_cv_;  // the socket was given back, or a call completed
   bool socket_taken_ = false;
-  std::vector<Outgoing> queue_;  // for the thread holding the socket
-  int holds_ = 0;                // Batch scopes open: requests wait in queue_ unsent
-  bool held_unsent_ = false;     // queue_ holds such requests and the holder was not woken
+  std::vector<Outgoing> queue_;      // for the thread holding the socket
+  int holds_ = 0;                    // Batch scopes open: requests wait in queue_ unsent
+  bool held_unsent_ = false;         // queue_ holds such requests and the holder was not woken
+  std::size_t held_since_tick_ = 0;  // requests held behind calls in flight since the last tick
+  bool keeper_hurrying_ = false;     // the keeper was told to hurry and has not stopped since
   bool closing_ = false;
   bool finished_ = false;
   std::function<std::exception_ptr()> broken_;  // makes the error of a broken connection
@@ -290,6 +304,8 @@ class Connection final : public detail::Channel {
 
   // Touched only by the thread holding the socket.
   PendingMap pending_;  // sent, not answered; kept to resend
+  // Whether pending_ holds any call, for threads that do not hold the socket (enqueue()).
+  std::atomic<bool> awaiting_replies_{false};
   // Nodes of answered calls, for the next calls: a node allocated per call showed in profiles.
   std::vector<PendingMap::node_type> spare_nodes_;
   std::vector<Outgoing> batch_;  // being gathered by transmit_all (kept for its capacity)
@@ -441,6 +457,7 @@ void Connection::attempt_failed() {
 void Connection::fail_in_flight(const std::string& why) {
   auto pending = std::move(pending_);
   pending_.clear();
+  awaiting_replies_.store(false, std::memory_order_relaxed);
   for (auto& [id, out] : pending)
     out.state->fail(std::make_exception_ptr(
         ConnectionError(why + ": the call was in flight, so it may or may not have run; it is not "
@@ -569,16 +586,27 @@ void Connection::track_shared(const std::shared_ptr<detail::ObjectRef>& ref) {
 void Connection::start_keeper() {
   keeper_ = std::thread([weak = weak_from_this(), signal = keeper_signal_,
                          period = std::max(heartbeat_ / 2, std::chrono::milliseconds(1))] {
+    bool hurrying = false;
     while (true) {
       {
         std::unique_lock lock(signal->mu);
-        if (signal->cv.wait_for(lock, period, [&] { return signal->stop; })) return;
+        if (hurrying) {
+          if (signal->cv.wait_for(lock, kMostHeldFor, [&] { return signal->stop; })) return;
+        } else {
+          signal->cv.wait_for(lock, period, [&] { return signal->stop || signal->hurry; });
+          if (signal->stop) return;
+          if (std::exchange(signal->hurry, false)) {
+            hurrying = true;  // a call was just held: it may wait up to kMostHeldFor
+            continue;
+          }
+        }
+        signal->hurry = false;
       }
       // Held only for one tick: if it is the last reference, the connection ends here, and
       // close() sees that it runs on this thread.
       auto self = std::static_pointer_cast<Connection>(weak.lock());
       if (!self) return;
-      self->keeper_tick();
+      hurrying = self->keeper_tick();
     }
   });
 }
@@ -589,7 +617,7 @@ Connection::~Connection() {
 }
 
 void Connection::enqueue(Outgoing out) {
-  bool direct = false, wake = false, queued = false;
+  bool direct = false, wake = false, queued = false, held = false, hurry = false;
   {
     std::lock_guard lock(mu_);
     if (broken_ || closing_) {
@@ -598,26 +626,39 @@ void Connection::enqueue(Outgoing out) {
                                 : std::make_exception_ptr(ConnectionError("connection closed")));
       return;
     }
-    if (holds_ > 0) {
-      // Held for a Batch: it leaves with the requests made after it, when a thread waits for
-      // a call, when the batch ends, or as soon as a whole batch is held.
+    if (holds_ > 0 || (!socket_taken_ && holds_back(out))) {
+      // Held for a Batch, or behind calls in flight: it leaves with the requests made after
+      // it, when a thread waits for a call, when the batch ends, as soon as a whole batch is
+      // held, or (behind calls in flight) when the keeper sends it, within kMostHeldFor. A
+      // thread that makes many calls at once (a pipeline) so sends them as one message each
+      // kMostBatched: a ZeroMQ message and a read on the server each, not one per call, which
+      // is most of what a call costs on either side. Nagle's algorithm in TCP holds small
+      // writes while others are unacknowledged for the same reason.
       queue_.push_back(std::move(out));
       queued = true;
-      if (queue_.size() < kMostBatched) {
-        held_unsent_ = true;
-        return;
+      if (holds_ == 0) {
+        ++held_since_tick_;
+        hurry = !std::exchange(keeper_hurrying_, true);
       }
-      held_unsent_ = false;
-      direct = take_socket();
-      wake = !direct;
+      held = queue_.size() < kMostBatched;
+      held_unsent_ = held;
+      if (!held) {
+        direct = take_socket();
+        wake = !direct;
+      }
     } else {
       direct = take_socket();
       if (!direct) {
         wake = queue_.empty();
         queue_.push_back(std::move(out));
+      } else if (!queue_.empty()) {
+        queue_.push_back(std::move(out));  // behind what is held, to keep the order
+        queued = true;
       }
     }
   }
+  if (hurry) hurry_keeper();
+  if (held) return;
   if (direct) {
     try {
       if (!queued) transmit(out);  // what is queued leaves in give_back_socket()
@@ -629,6 +670,21 @@ void Connection::enqueue(Outgoing out) {
   } else if (wake) {
     wake_socket_holder();
   }
+}
+
+bool Connection::holds_back(const Outgoing& out) const {
+  // Only what a BATCH can carry (no blob frames), and only while replies are awaited: a call
+  // made with none in flight, a synchronous call above all, leaves at once.
+  return out.frames.size() == 1 && awaiting_replies_.load(std::memory_order_relaxed) &&
+         server_version_.load(std::memory_order_relaxed) >= 4;
+}
+
+void Connection::hurry_keeper() {
+  {
+    std::lock_guard lock(keeper_signal_->mu);
+    keeper_signal_->hurry = true;
+  }
+  keeper_signal_->cv.notify_one();
 }
 
 std::shared_ptr<detail::CallState> Connection::send(std::uint64_t request_id, wire::Encoder& enc,
@@ -756,6 +812,7 @@ void Connection::send_batch(std::vector<Outgoing>& batch) {
 }
 
 void Connection::add_pending(Outgoing out) {
+  awaiting_replies_.store(true, std::memory_order_relaxed);
   if (spare_nodes_.empty()) {
     pending_.emplace(out.request_id, std::move(out));
     return;
@@ -806,6 +863,7 @@ bool Connection::read_available() {
       log::warn("dropped a malformed message from ", address_, ": ", e.what());
     }
   }
+  awaiting_replies_.store(!pending_.empty(), std::memory_order_relaxed);
   if (completed) notify_waiters();
   // The same-host transport knows at once when the server has gone.
   if (auto why = transport_->take_break()) session_lost(*why);
@@ -929,10 +987,13 @@ bool Connection::wait_for_reply(detail::CallState& state,
   }
 }
 
-void Connection::keeper_tick() {
+bool Connection::keeper_tick() {
+  bool hurrying = false;
   {
     std::lock_guard lock(mu_);
-    if (finished_ || !take_socket()) return;  // the holder sends heartbeats itself
+    hurrying = std::exchange(held_since_tick_, 0) > 0;
+    keeper_hurrying_ = hurrying;
+    if (finished_ || !take_socket()) return hurrying;  // the holder sends heartbeats itself
   }
   try {
     if (send_queued()) {
@@ -945,6 +1006,7 @@ void Connection::keeper_tick() {
     log::warn("connection to ", address_, ": ", e.what());
   }
   give_back_socket();
+  return hurrying;
 }
 
 void Connection::finish() {
@@ -1120,6 +1182,7 @@ void Connection::fail_all(std::function<std::exception_ptr()> make_error) {
   link_ = Link::kDown;
   auto pending = std::move(pending_);
   pending_.clear();
+  awaiting_replies_.store(false, std::memory_order_relaxed);
   for (auto& [id, out] : pending) out.state->fail(make_error());
   for (auto* list : {&held_, &unsent_}) {
     for (auto& out : *list)

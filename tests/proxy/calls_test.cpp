@@ -139,6 +139,62 @@ TEST_F(Calls, ABatchEndingSendsWhatItHeldWithoutAnyWait) {
   EXPECT_EQ(mailbox.get(1000), "third");
 }
 
+// Calls made while others are in flight wait to leave together, as in a Batch, without one:
+// the server counts BATCH messages. They leave in order, whatever comes after them.
+TEST_F(Calls, CallsMadeWhileOthersAreInFlightLeaveTogetherInOrder) {
+  auto maths = manager.create<Maths>("Maths");
+  auto mailbox = manager.create<Mailbox>("Mailbox");
+  auto letter = mailbox.async().get(20000);  // in flight, parked on the server
+  const auto batches_before = stats().batches;
+  auto parked = mailbox.async().get(20000);  // the stats call above may have flushed the first
+  std::vector<zmanager::Future<int>> sums;
+  for (int i = 0; i < 64; ++i) sums.push_back(maths.async().add(i, 1));
+  mailbox.async().post("first");
+  auto blob_length = maths.async().length(zmanager::Bytes(std::string(1 << 20, 'b')));
+  mailbox.async().post("second");
+  for (int i = 0; i < 64; ++i) {
+    ASSERT_TRUE(sums[static_cast<std::size_t>(i)].wait_for(10s)) << i;
+    EXPECT_EQ(sums[static_cast<std::size_t>(i)].get(), i + 1);
+  }
+  ASSERT_TRUE(letter.wait_for(10s));
+  EXPECT_EQ(letter.get(), "first");
+  ASSERT_TRUE(parked.wait_for(10s));
+  EXPECT_EQ(parked.get(), "second");
+  EXPECT_EQ(blob_length.get(), std::size_t{1} << 20);
+  // 64 small calls, at most 32 to a message: at least 2 batches.
+  EXPECT_GE(stats().batches - batches_before, 2u);
+}
+
+// A call held that way leaves on its own soon, though nobody ever waits on this connection:
+// here a second client sees its effect long before the heartbeat (60 s) would have sent it.
+TEST(CallsInFlight, ACallHeldBehindOthersLeavesWithoutAnyWait) {
+  zmanager::ManagerOptions options;
+  options.heartbeat_interval = 60s;
+  options.session_ttl = 120s;
+  zmanager::BaseManager manager(options);
+  test::register_all(manager);
+  manager.start();
+  auto mailbox = manager.create<Mailbox>("Mailbox");
+  auto counter = manager.get_shared<Counter>("shared_counter");
+  auto letter = mailbox.async().get(30000);  // in flight: what follows may be held
+  auto bumped = counter.async().increment(5);
+
+  zmanager::ManagerOptions observer_options;
+  observer_options.address = manager.address();
+  observer_options.authkey = manager.authkey();
+  zmanager::BaseManager observer(observer_options);
+  test::register_all(observer);
+  observer.connect();
+  auto seen = observer.get_shared<Counter>("shared_counter");
+  EXPECT_TRUE(test::eventually([&] { return seen.get() == 5; }, 10s))
+      << "the held increment never left";
+
+  mailbox.async().post("done");  // ends the parked get; waiting now is allowed
+  ASSERT_TRUE(letter.wait_for(10s));
+  EXPECT_EQ(letter.get(), "done");
+  EXPECT_EQ(bumped.get(), 5);
+}
+
 TEST_F(Calls, LargeBytesTravelAsFramesBothWays) {
   auto maths = manager.create<Maths>("Maths");
   zmanager::Bytes big(8u << 20);

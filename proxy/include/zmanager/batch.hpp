@@ -12,8 +12,10 @@ namespace zmanager {
 /// message each: when the Batch ends, at flush(), when 32 are held, and whenever a thread waits
 /// for a call of that connection (so that waiting on a held call never stalls). A future that
 /// is already done is read without a wait. Calls keep their order and each still gets its own
-/// answer or error. Worth it for bursts of async() calls; a Batch changes nothing for a server
-/// older than protocol version 4, whose calls leave one by one as before.
+/// answer or error. Without a Batch, calls made while others are in flight are held the same
+/// way, but for at most 500 µs; a Batch also holds the first calls of a burst, and holds its
+/// calls as long as it lives. A Batch changes nothing for a server older than protocol version
+/// 4, whose calls leave one by one as before.
 ///
 ///   zmanager::Batch batch(maths);
 ///   for (int i = 0; i < 1000; ++i) sums.push_back(maths.async().add(i, 1));
