@@ -22,27 +22,45 @@ void free_frame(void* /*data*/, void* hint) {
 
 std::vector<SegmentPool::SegmentPtr> SegmentPool::take(std::size_t count, std::size_t min_size) {
   std::vector<SegmentPtr> out;
+  // The first test also keeps segment_size_for() from rounding a huge size past the top.
   if (count == 0 || min_size > largest_) return out;
   const std::size_t size = wire::segment_size_for(min_size);
   if (size > largest_) return out;
-  std::lock_guard lock(mu_);
-  for (auto it = free_by_size_.find(size);
-       it != free_by_size_.end() && it->first == size && out.size() < count;) {
-    out.push_back(std::move(it->second));
-    it = free_by_size_.erase(it);
-  }
-  while (out.size() < count && bytes_ + size <= capacity_) {
-    try {
-      auto segment =
-          std::make_shared<Segment>(Segment{next_id_, wire::SegmentMapping::create(size)});
-      ++next_id_;
+  std::size_t to_make = 0;
+  std::uint64_t first_id = 0;
+  {
+    std::lock_guard lock(mu_);
+    for (auto it = free_by_size_.find(size);
+         it != free_by_size_.end() && it->first == size && out.size() < count;) {
+      out.push_back(std::move(it->second));
+      it = free_by_size_.erase(it);
+    }
+    // New segments are counted now and made below, without the mutex: making one is three
+    // system calls and page-table work (memfd_create, ftruncate, mmap), and give_back(), which
+    // ZeroMQ's I/O thread runs when it frees a frame, would wait for them.
+    while (out.size() + to_make < count && bytes_ + size <= capacity_) {
       bytes_ += size;
-      by_address_.emplace(segment->memory.data(), segment);
-      out.push_back(std::move(segment));
+      ++to_make;
+    }
+    first_id = next_id_;
+    next_id_ += to_make;
+  }
+  std::vector<SegmentPtr> made;
+  for (std::size_t i = 0; i < to_make; ++i) {
+    try {
+      made.push_back(
+          std::make_shared<Segment>(Segment{first_id + i, wire::SegmentMapping::create(size)}));
     } catch (const Error& e) {
       log::warn("no new shared segment: ", e.what());
       break;
     }
+  }
+  if (to_make == 0) return out;
+  std::lock_guard lock(mu_);
+  bytes_ -= (to_make - made.size()) * size;  // those the system refused
+  for (auto& segment : made) {
+    by_address_.emplace(segment->memory.data(), segment);
+    out.push_back(std::move(segment));
   }
   return out;
 }
