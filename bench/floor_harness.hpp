@@ -247,8 +247,6 @@ struct Measured {
   std::vector<double> latency_us;  // per operation, one-at-a-time loops only
 };
 
-// One operation at a time, each of `trips` round trips (lock_pair: acquire, then release).
-
 inline double warmup_seconds(double seconds) {
   return std::clamp(seconds * 0.2, 0.05, 0.3);
 }

@@ -1,7 +1,9 @@
 // The ZeroMQ floor of the benchmark (bench/README.md): raw cppzmq carrying the same traffic shapes
 // as the zmanager scenarios, with no object layer, so the report can show how much of a zmanager
 // call is transport. A ROUTER echo server runs in a child process; DEALER clients send 20-byte
-// requests over tcp://127.0.0.1 and check that every reply is the one they expect.
+// requests over tcp://127.0.0.1 and check that every reply is the one they expect. For
+// queue_1MiB the server is a relay holding a bounded queue of 1 MiB items between a producer
+// process and this one, the traffic of a managed queue with nothing else.
 //   bench_zmq_floor --scenario NAME [--seconds S] [--window W] [--clients N] [--items K]
 // prints one JSON line, in the format every benchmark program shares.
 #include <poll.h>
@@ -18,7 +20,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -39,14 +43,13 @@ constexpr int kServerPollMs = 50;      // how often an idle server checks whethe
 
 // Scenarios the spec names that this program has no equivalent for: they print `unsupported`.
 // Any other name is a typo and an error.
-constexpr std::array<const char*, 4> kUnsupported = {"queue_64B", "queue_1MiB", "parked_waiters",
-                                                     "dict_1M_rss"};
+constexpr std::array<const char*, 3> kUnsupported = {"queue_64B", "parked_waiters", "dict_1M_rss"};
 
 // ---- The echo server -------------------------------------------------------------------------
 
 // Sends every request back unchanged to the DEALER it came from: the least a server can do.
-int serve(int endpoint_w, int stop_r) {
-  zmq::context_t ctx(1);
+// The server's ROUTER, bound to a port the OS picks, which the parent learns through endpoint_w.
+zmq::socket_t bind_router(zmq::context_t& ctx, int endpoint_w) {
   zmq::socket_t router(ctx, zmq::socket_type::router);
   router.set(zmq::sockopt::linger, 0);
   // As zmanager's sockets: no high-water mark, since the clients' windows bound what is in flight
@@ -59,10 +62,16 @@ int serve(int endpoint_w, int stop_r) {
   // Waiting in recv (not poll) keeps the echo path as short as ZeroMQ allows; the timeout only
   // lets an idle server notice that it should stop.
   router.set(zmq::sockopt::rcvtimeo, kServerPollMs);
-  router.bind("tcp://127.0.0.1:*");  // the OS picks a free port; the parent learns it below
+  router.bind("tcp://127.0.0.1:*");
   const std::string endpoint = router.get(zmq::sockopt::last_endpoint);
   write_all(endpoint_w, endpoint.data(), endpoint.size());
   close(endpoint_w);
+  return router;
+}
+
+int serve(int endpoint_w, int stop_r) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router = bind_router(ctx, endpoint_w);
   for (;;) {
     zmq::message_t id;
     if (!router.recv(id)) {
@@ -80,15 +89,80 @@ int serve(int endpoint_w, int stop_r) {
   }
 }
 
+// ---- The queue relay (queue_1MiB) -----------------------------------------------------------
+
+constexpr std::size_t kItemBytes = std::size_t{1} << 20;
+constexpr std::size_t kQueueBound = 16;  // the Python baseline's maxsize for 1 MiB items
+constexpr char kPut = 'P';
+constexpr char kGet = 'G';
+
+// A queue of at most kQueueBound items, as a managed queue: a put is answered once its item is
+// queued (a put to a full queue waits for room), a get with the next item (a get of an empty
+// queue waits for one). Items are moved from the producer's message to the consumer's, never
+// copied. One producer and one consumer, each with one request in flight.
+int serve_queue(int endpoint_w, int stop_r) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router = bind_router(ctx, endpoint_w);
+  std::deque<zmq::message_t> items;
+  std::optional<std::pair<zmq::message_t, zmq::message_t>> parked_put;  // (peer, item)
+  std::optional<zmq::message_t> parked_get;                             // peer
+  auto reply = [&](zmq::message_t& peer, zmq::message_t&& body) {
+    if (!router.send(peer, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
+      throw std::runtime_error("reply not sent within the timeout");
+  };
+  for (;;) {
+    zmq::message_t peer;
+    if (!router.recv(peer)) {
+      if (parent_says_stop(stop_r)) return 0;
+      continue;
+    }
+    zmq::message_t tag;
+    if (!peer.more() || !router.recv(tag) || tag.size() != 1)
+      throw std::runtime_error("request without a tag");
+    if (*tag.data<char>() == kPut) {
+      zmq::message_t item;
+      if (!tag.more() || !router.recv(item) || item.more())
+        throw std::runtime_error("a put without its item");
+      if (parked_get) {
+        reply(*parked_get, std::move(item));
+        parked_get.reset();
+        reply(peer, zmq::message_t());
+      } else if (items.size() < kQueueBound) {
+        items.push_back(std::move(item));
+        reply(peer, zmq::message_t());
+      } else if (!parked_put) {
+        parked_put.emplace(std::move(peer), std::move(item));
+      } else {
+        throw std::runtime_error("a second put while one waits");
+      }
+    } else if (*tag.data<char>() == kGet) {
+      if (items.empty()) {
+        if (parked_get) throw std::runtime_error("a second get while one waits");
+        parked_get.emplace(std::move(peer));
+        continue;
+      }
+      reply(peer, std::move(items.front()));
+      items.pop_front();
+      if (parked_put) {
+        items.push_back(std::move(parked_put->second));
+        reply(parked_put->first, zmq::message_t());
+        parked_put.reset();
+      }
+    } else {
+      throw std::runtime_error("an unknown request tag");
+    }
+  }
+}
+
 // Starts the server; returns its endpoint. stop_w: closing it tells the server to exit.
-std::string start_server(int& stop_w) {
+std::string start_server(int& stop_w, int (*serve_with)(int, int) = serve) {
   Pipe endpoint = make_pipe();
   Pipe stop = make_pipe();
   g_parent_only_fds.push_back(stop.w);
   spawn([&] {
     close(endpoint.r);
     close(stop.w);
-    return serve(endpoint.w, stop.r);
+    return serve_with(endpoint.w, stop.r);
   });
   close(endpoint.w);
   close(stop.r);
@@ -103,17 +177,22 @@ std::string start_server(int& stop_w) {
 
 // ---- Clients ---------------------------------------------------------------------------------
 
+zmq::socket_t connect_dealer(zmq::context_t& ctx, const std::string& endpoint,
+                             int rcvtimeo_ms = kIoTimeoutMs) {
+  zmq::socket_t sock(ctx, zmq::socket_type::dealer);
+  sock.set(zmq::sockopt::linger, 0);
+  sock.set(zmq::sockopt::sndhwm, 0);  // as the server: the window bounds what is in flight
+  sock.set(zmq::sockopt::rcvhwm, 0);
+  sock.set(zmq::sockopt::rcvtimeo, rcvtimeo_ms);
+  sock.set(zmq::sockopt::sndtimeo, kIoTimeoutMs);
+  sock.connect(endpoint);
+  return sock;
+}
+
 class EchoClient {
  public:
   EchoClient(zmq::context_t& ctx, const std::string& endpoint)
-      : sock_(ctx, zmq::socket_type::dealer) {
-    sock_.set(zmq::sockopt::linger, 0);
-    sock_.set(zmq::sockopt::sndhwm, 0);  // as the server: the window bounds what is in flight
-    sock_.set(zmq::sockopt::rcvhwm, 0);
-    sock_.set(zmq::sockopt::rcvtimeo, kIoTimeoutMs);
-    sock_.set(zmq::sockopt::sndtimeo, kIoTimeoutMs);
-    sock_.connect(endpoint);
-  }
+      : sock_(connect_dealer(ctx, endpoint)) {}
 
   // One request: a sequence number, then add's two arguments and an operation tag as padding to
   // the size of a small call.
@@ -197,7 +276,66 @@ Measured run_client(EchoClient& c, const Options& o, bool windowed, int trips, b
   return run_sync(c, o.seconds, trips, record);
 }
 
+// The queue's producer, a process of its own: puts items until the parent says stop. Each put
+// copies the item into its message, as a zmanager put copies the user's bytes into its frame.
+int produce(const std::string& endpoint, int stop_r) {
+  zmq::context_t ctx(1);
+  // Short receive timeouts: a put to a full queue waits as long as the consumer does not get,
+  // and the consumer stops getting before it says stop.
+  zmq::socket_t sock = connect_dealer(ctx, endpoint, kServerPollMs);
+  const std::vector<char> item(kItemBytes, 'x');
+  while (!parent_says_stop(stop_r)) {
+    if (!sock.send(zmq::buffer(&kPut, 1), zmq::send_flags::sndmore) ||
+        !sock.send(zmq::buffer(item), zmq::send_flags::none))
+      throw std::runtime_error("put not sent within the timeout");
+    zmq::message_t done;
+    while (!sock.recv(done))
+      if (parent_says_stop(stop_r)) return 0;
+  }
+  return 0;
+}
+
+// Gets items one at a time until `seconds` have passed; each must be whole.
+Measured consume(zmq::socket_t& sock, double seconds) {
+  Measured m;
+  m.start = Clock::now();
+  const auto stop = m.start + to_duration(seconds);
+  do {
+    if (!sock.send(zmq::buffer(&kGet, 1), zmq::send_flags::none))
+      throw std::runtime_error("get not sent within the timeout");
+    zmq::message_t item;
+    if (!sock.recv(item)) throw std::runtime_error("no item within the timeout");
+    if (item.size() != kItemBytes || item.more()) throw std::runtime_error("a malformed item");
+    ++m.n;
+    m.end = Clock::now();
+  } while (m.end < stop);
+  return m;
+}
+
 // ---- Scenarios -------------------------------------------------------------------------------
+
+// A producer process puts 1 MiB items through the relay while this process gets them: MiB/s.
+void queue_relay(const Options& o, int& stop_w) {
+  const std::string endpoint = start_server(stop_w, serve_queue);
+  Pipe producer_stop = make_pipe();
+  g_parent_only_fds.push_back(producer_stop.w);
+  spawn([&] { return produce(endpoint, producer_stop.r); });
+  close(producer_stop.r);
+  Measured m;
+  {
+    zmq::context_t ctx(1);
+    zmq::socket_t sock = connect_dealer(ctx, endpoint);
+    consume(sock, warmup_seconds(o.seconds));
+    m = consume(sock, o.seconds);
+    close_fd(producer_stop.w);
+  }
+  const double items_per_s = static_cast<double>(m.n) / seconds_between(m.start, m.end);
+  std::printf(
+      "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"MiB/s\", "
+      "\"items_per_s\": %.1f, \"n\": %lld, \"maxsize\": %zu}\n",
+      kImpl, o.scenario.c_str(), items_per_s * static_cast<double>(kItemBytes) / (1 << 20),
+      items_per_s, static_cast<long long>(m.n), kQueueBound);
+}
 
 // One client in this process (forked the server first, so the context is created after).
 void one_client(const Options& o, bool windowed, int trips, int& stop_w) {
@@ -305,7 +443,7 @@ int main(int argc, char** argv) {
   }
   const bool sync = s == "sync_add" || s == "dict_set" || s == "dict_get";  // one round trip
   const bool known = sync || s == "lock_pair" || s == "pipelined_add" || s == "clients_sync_add" ||
-                     s == "clients_window_add";
+                     s == "clients_window_add" || s == "queue_1MiB";
   if (!known) {
     std::fprintf(stderr, "bench_zmq_floor: unknown scenario %s\n", s.c_str());
     return 2;
@@ -326,6 +464,8 @@ int main(int argc, char** argv) {
       one_client(o, false, 2, stop_w);
     else if (s == "pipelined_add")
       one_client(o, true, 1, stop_w);
+    else if (s == "queue_1MiB")
+      queue_relay(o, stop_w);
     else
       many_clients(o, s == "clients_window_add", stop_w);
   } catch (const std::exception& e) {
