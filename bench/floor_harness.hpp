@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -238,6 +239,45 @@ inline bool parent_says_stop(int fd) {
   return poll(&pfd, 1, 0) > 0;
 }
 
+// What every program's main starts with: its options, unless there is nothing to run. Then
+// false, with the exit code: 2 for a usage error or a scenario the program does not know; 0 for
+// one it has no equivalent for, after printing so in the shared JSON format.
+inline bool options_to_run(int argc, char** argv, const char* impl,
+                           std::span<const char* const> supported,
+                           std::span<const char* const> unsupported, Options& o, int& exit_code) {
+  try {
+    o = parse(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", g_program, e.what());
+    exit_code = 2;
+    return false;
+  }
+  auto named = [&](std::span<const char* const> names) {
+    return std::find(names.begin(), names.end(), o.scenario) != names.end();
+  };
+  if (named(unsupported)) {
+    std::printf("{\"impl\": \"%s\", \"scenario\": \"%s\", \"unsupported\": true}\n", impl,
+                o.scenario.c_str());
+    exit_code = 0;
+    return false;
+  }
+  if (!named(supported)) {
+    std::fprintf(stderr, "%s: unknown scenario %s\n", g_program, o.scenario.c_str());
+    exit_code = 2;
+    return false;
+  }
+  return true;
+}
+
+// The run's last resort (on_watchdog) after `seconds`; and a dead peer is an error to report,
+// not a reason to die silently.
+inline void arm_watchdog(unsigned seconds) {
+  signal(SIGPIPE, SIG_IGN);
+  g_budget_s = seconds;
+  signal(SIGALRM, on_watchdog);
+  alarm(g_budget_s);
+}
+
 // ---- Measurements ----------------------------------------------------------------------------
 
 struct Measured {
@@ -260,6 +300,75 @@ struct ClientResult {
 
 inline std::int64_t ns(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// o.clients client processes, each with its own connection, measured together: each warms up,
+// calls the ready function it is given (which says so and waits for one go signal, the parent
+// closing a pipe), and returns its measured run, so that their measured spans overlap.
+// all_ready runs in the parent once every client is ready, before the go. Returns the aggregate:
+// all operations over the span from the first start to the last end.
+struct Aggregate {
+  std::int64_t n = 0;
+  double rate = 0;
+};
+
+inline Aggregate run_client_processes(
+    const Options& o, const std::function<Measured(int, const std::function<void()>&)>& client,
+    const std::function<void()>& all_ready = [] {}) {
+  Pipe ready = make_pipe();
+  Pipe go = make_pipe();
+  Pipe results = make_pipe();
+  g_parent_only_fds.push_back(go.w);
+  for (int i = 0; i < o.clients; ++i) {
+    spawn([&, i] {
+      close(ready.r);
+      close(results.r);
+      const Measured m = client(i, [&] {
+        write_all(ready.w, "r", 1);
+        pollfd pfd{go.r, POLLIN, 0};
+        if (poll(&pfd, 1, 20000) <= 0) throw std::runtime_error("no go signal");
+      });
+      const ClientResult r{m.n, ns(m.start), ns(m.end)};
+      write_all(results.w, &r, sizeof r);
+      return 0;
+    });
+  }
+  close(ready.w);
+  close(go.r);
+  close(results.w);
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  std::vector<char> ready_bytes(static_cast<std::size_t>(o.clients));
+  if (read_from_children(ready.r, ready_bytes.data(), ready_bytes.size(), deadline) !=
+      ready_bytes.size())
+    throw std::runtime_error("a client did not get ready");
+  all_ready();
+  close_fd(go.w);  // every client sees end of file at once: go
+  std::vector<ClientResult> rs(static_cast<std::size_t>(o.clients));
+  const std::size_t bytes = rs.size() * sizeof(ClientResult);
+  if (read_from_children(results.r, rs.data(), bytes, deadline + to_duration(o.seconds)) != bytes)
+    throw std::runtime_error("a client did not report");
+  close(ready.r);
+  close(results.r);
+  Aggregate a;
+  std::int64_t first = rs[0].start_ns;
+  std::int64_t last = rs[0].end_ns;
+  for (const auto& r : rs) {
+    a.n += r.n;
+    first = std::min(first, r.start_ns);
+    last = std::max(last, r.end_ns);
+  }
+  a.rate = static_cast<double>(a.n) / (static_cast<double>(last - first) * 1e-9);
+  return a;
+}
+
+// The JSON line of a run_client_processes() scenario; window: 0 when one call at a time.
+inline void print_aggregate(const char* impl, const Options& o, const Aggregate& a, int window) {
+  std::printf(
+      "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", \"n\": %lld, "
+      "\"clients\": %d",
+      impl, o.scenario.c_str(), a.rate, static_cast<long long>(a.n), o.clients);
+  if (window > 0) std::printf(", \"window\": %d", window);
+  std::printf("}\n");
 }
 
 inline double percentile(std::vector<double>& v, double p) {

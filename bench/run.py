@@ -33,38 +33,41 @@ def programs(build_dir):
         "zmq": [os.path.join(bench, "bench_zmq_floor")],
         "unix": [os.path.join(bench, "bench_unix_floor")],
         "memcpy": [os.path.join(bench, "bench_memcpy_floor")],
+        # A redis-server it starts itself, driven through hiredis (the scenarios with a Redis
+        # equivalent: bench/README.md).
+        "redis": [os.path.join(bench, "bench_redis")],
     }
 
 
 # Runs: (key, scenario, extra arguments, implementations, heavy). A heavy run is slow for some
 # implementation (a million dict entries, a thousand Python threads) and is repeated less.
 RUNS = [
-    ("sync_add", "sync_add", [], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
-    ("pipelined_add_w64", "pipelined_add", ["--window", "64"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
-    ("pipelined_add_w256", "pipelined_add", ["--window", "256"], ["zmanager", "zmanager_local", "zmq", "unix"], False),
+    ("sync_add", "sync_add", [], ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis"], False),
+    ("pipelined_add_w64", "pipelined_add", ["--window", "64"], ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis"], False),
+    ("pipelined_add_w256", "pipelined_add", ["--window", "256"], ["zmanager", "zmanager_local", "zmq", "unix", "redis"], False),
     # The same calls sent through a zmanager::Batch (up to 32 to a message, protocol version 4).
     ("pipelined_add_w64_batch", "pipelined_add", ["--window", "64", "--batch", "on"], ["zmanager"], False),
     ("pipelined_add_w256_batch", "pipelined_add", ["--window", "256", "--batch", "on"], ["zmanager"], False),
-    ("dict_set", "dict_set", [], ["zmanager", "zmanager_local", "python", "zmq"], False),
-    ("dict_get", "dict_get", [], ["zmanager", "zmanager_local", "python", "zmq"], False),
-    ("queue_64B", "queue_64B", [], ["zmanager", "zmanager_local", "python"], False),
+    ("dict_set", "dict_set", [], ["zmanager", "zmanager_local", "python", "zmq", "redis"], False),
+    ("dict_get", "dict_get", [], ["zmanager", "zmanager_local", "python", "zmq", "redis"], False),
+    ("queue_64B", "queue_64B", [], ["zmanager", "zmanager_local", "python", "redis"], False),
     # A producer and consumer that keep 64 puts and gets in flight: what zmanager's pipelining
     # is for (Python's proxies cannot).
     ("queue_64B_w64", "queue_64B", ["--window", "64"], ["zmanager", "zmanager_local"], False),
     ("queue_64B_w64_batch", "queue_64B", ["--window", "64", "--batch", "on"], ["zmanager"], False),
-    ("lock_pair", "lock_pair", [], ["zmanager", "zmanager_local", "python", "zmq"], False),
-    ("clients2_sync_add", "clients_sync_add", ["--clients", "2"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
-    ("clients4_sync_add", "clients_sync_add", ["--clients", "4"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
-    ("clients8_sync_add", "clients_sync_add", ["--clients", "8"], ["zmanager", "zmanager_local", "python", "zmq", "unix"], False),
-    ("clients8_window16_add", "clients_window_add", ["--clients", "8", "--window", "16"], ["zmanager", "zmanager_local", "zmq"], False),
+    ("lock_pair", "lock_pair", [], ["zmanager", "zmanager_local", "python", "zmq", "redis"], False),
+    ("clients2_sync_add", "clients_sync_add", ["--clients", "2"], ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis"], False),
+    ("clients4_sync_add", "clients_sync_add", ["--clients", "4"], ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis"], False),
+    ("clients8_sync_add", "clients_sync_add", ["--clients", "8"], ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis"], False),
+    ("clients8_window16_add", "clients_window_add", ["--clients", "8", "--window", "16"], ["zmanager", "zmanager_local", "zmq", "redis"], False),
     # zmq: a raw ZeroMQ relay holding the queue, the transport's floor for this traffic.
-    ("queue_1MiB", "queue_1MiB", [], ["zmanager", "zmanager_local", "python", "zmq"], False),
+    ("queue_1MiB", "queue_1MiB", [], ["zmanager", "zmanager_local", "python", "zmq", "redis"], False),
     ("parked_waiters", "parked_waiters", [], ["zmanager", "python"], True),
     # At 1,000 waiters the per-waiter figure is within the allocator's granularity (it swings
     # 0.4-4.9 KiB between identical runs); 10,000 gives a stable one (Python would need 10,000
     # threads: zmanager only).
     ("parked_waiters_10k", "parked_waiters", ["--items", "10000", "--clients", "8"], ["zmanager"], True),
-    ("dict_1M_rss", "dict_1M_rss", [], ["zmanager", "python"], True),
+    ("dict_1M_rss", "dict_1M_rss", [], ["zmanager", "python", "redis"], True),
     # 4K frames (3840×2160×3 bytes) between two processes: through shared memory (slot numbers
     # through managed queues, as examples/shared_memory does), against one thread's memcpy; and
     # the same frames as values through a managed queue, zmanager's and Python's.
@@ -116,6 +119,20 @@ TARGETS = [
     ("unix:// 8 clients sync add vs Python, 8 processes (reported)", "clients8_sync_add:zmanager_local", "python", "clients8_sync_add", None, None, "value"),
     ("unix:// queue put→get, 64 B, 64 in flight, vs Python", "queue_64B_w64:zmanager_local", "python", "queue_64B", "ge", 10, "value"),
     ("unix:// 1 MiB items through a queue vs Python", "queue_1MiB:zmanager_local", "python", "queue_1MiB", "ge", 3, "value"),
+    # Redis, where a scenario has an equivalent (bench_redis: INCRBY for add, HSET/HGET, SET NX +
+    # DEL, RPUSH/BLPOP), over TCP as zmanager's ZeroMQ clients are.
+    ("sync add vs Redis INCRBY (reported)", "sync_add", "redis", "sync_add", None, None, "value"),
+    ("unix:// sync add vs Redis INCRBY (reported)", "sync_add:zmanager_local", "redis", "sync_add", None, None, "value"),
+    ("pipelined add, 256 in flight, vs Redis, 256 in flight (reported)", "pipelined_add_w256", "redis", "pipelined_add_w256", None, None, "value"),
+    ("dict get vs Redis HGET (reported)", "dict_get", "redis", "dict_get", None, None, "value"),
+    ("lock acquire+release vs Redis SET NX + DEL (reported)", "lock_pair", "redis", "lock_pair", None, None, "value"),
+    ("8 clients sync add vs Redis, 8 clients (reported)", "clients8_sync_add", "redis", "clients8_sync_add", None, None, "value"),
+    ("unix:// 8 clients sync add vs Redis, 8 clients (reported)", "clients8_sync_add:zmanager_local", "redis", "clients8_sync_add", None, None, "value"),
+    ("8 clients × 16 in flight vs Redis, 8 clients × 16 (reported)", "clients8_window16_add", "redis", "clients8_window16_add", None, None, "value"),
+    ("queue put→get, 64 B, one at a time, vs Redis RPUSH/BLPOP (reported)", "queue_64B", "redis", "queue_64B", None, None, "value"),
+    ("1 MiB items through a queue vs Redis (reported)", "queue_1MiB", "redis", "queue_1MiB", None, None, "value"),
+    ("unix:// 1 MiB items through a queue vs Redis (reported)", "queue_1MiB:zmanager_local", "redis", "queue_1MiB", None, None, "value"),
+    ("dict of 1,000,000 int→int: server RSS vs Redis's (reported)", "dict_1M_rss", "redis", "dict_1M_rss", None, None, "value"),
 ]
 
 
@@ -256,7 +273,7 @@ def main():
         return [z / b for z, b in zip(by_rep(key, impl), by_rep(bkey, bimpl)) if z is not None and b]
 
     # The raw table: every run, every implementation.
-    impls_all = ["zmanager", "zmanager_local", "python", "zmq", "unix"]
+    impls_all = ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis"]
     raw = ["| run | unit | " + " | ".join(impls_all) + " |", "|---|---|" + "---:|" * len(impls_all)]
     for key, scenario, extra, impls, heavy in runs:
         unit = next((r.get("unit") for rs in (results.get((key, i), []) for i in impls) for r in rs if r.get("unit")), "")
@@ -316,7 +333,8 @@ def main():
     notes_path = os.path.join(HERE, "performance_notes.md")
     notes = open(notes_path).read() if os.path.exists(notes_path) else ""
     with open(args.out, "w") as f:
-        f.write("# Performance: zmanager side by side with Python's managers and the transport floor\n\n")
+        f.write("# Performance: zmanager side by side with Python's managers, Redis and the transport "
+                "floors\n\n")
         f.write("Generated by `./scripts/bench` (bench/run.py) on "
                 f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}, {machine}; "
                 f"{args.reps} repetitions of {args.seconds} s per run (heavy runs once), medians with "
@@ -345,7 +363,7 @@ def draw_chart(path, median):
         return "matplotlib is not installed (scripts/setup --bench installs python3-matplotlib)"
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     for impl, style in (("zmanager", "o-"), ("zmanager_local", "o-"), ("python", "s--"), ("zmq", "^-."),
-                        ("unix", "d:")):
+                        ("unix", "d:"), ("redis", "v-.")):
         xs, ys = [], []
         for window, key in ((1, "sync_add"), (64, "pipelined_add_w64"), (256, "pipelined_add_w256")):
             v = median(key, impl)

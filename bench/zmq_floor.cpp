@@ -43,6 +43,9 @@ constexpr int kServerPollMs = 50;      // how often an idle server checks whethe
 
 // Scenarios the spec names that this program has no equivalent for: they print `unsupported`.
 // Any other name is a typo and an error.
+constexpr std::array<const char*, 8> kSupported = {
+    "sync_add",      "dict_set",         "dict_get",           "lock_pair",
+    "pipelined_add", "clients_sync_add", "clients_window_add", "queue_1MiB"};
 constexpr std::array<const char*, 3> kUnsupported = {"queue_64B", "parked_waiters", "dict_1M_rss"};
 
 // ---- The echo server -------------------------------------------------------------------------
@@ -362,65 +365,20 @@ void one_client(const Options& o, bool windowed, int trips, int& stop_w) {
   }
 }
 
-// N client processes, each with its own context and DEALER. They warm up, say they are ready,
-// and wait for one go signal (the parent closing a pipe), so their measured windows overlap.
+// N client processes, each with its own context and DEALER, measured together.
 void many_clients(const Options& o, bool windowed, int& stop_w) {
   const std::string endpoint = start_server(stop_w);
-  Pipe ready = make_pipe();
-  Pipe go = make_pipe();
-  Pipe results = make_pipe();
-  g_parent_only_fds.push_back(go.w);
-  for (int i = 0; i < o.clients; ++i) {
-    spawn([&] {
-      close(ready.r);
-      close(results.r);
-      zmq::context_t ctx(1);
-      EchoClient client(ctx, endpoint);
-      if (windowed)
-        run_window(client, warmup_seconds(o.seconds), o.window);
-      else
-        run_sync(client, warmup_seconds(o.seconds), 1, false);
-      write_all(ready.w, "r", 1);
-      pollfd pfd{go.r, POLLIN, 0};
-      if (poll(&pfd, 1, 20000) <= 0) throw std::runtime_error("no go signal");
-      const Measured m = windowed ? run_window(client, o.seconds, o.window)
-                                  : run_sync(client, o.seconds, 1, false);
-      const ClientResult r{m.n, ns(m.start), ns(m.end)};
-      write_all(results.w, &r, sizeof r);
-      return 0;
-    });
-  }
-  close(ready.w);
-  close(go.r);
-  close(results.w);
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  std::vector<char> ready_bytes(static_cast<std::size_t>(o.clients));
-  if (read_from_children(ready.r, ready_bytes.data(), ready_bytes.size(), deadline) !=
-      ready_bytes.size())
-    throw std::runtime_error("a client did not get ready");
-  close(go.w);  // every client sees end of file at once: go
-  std::vector<ClientResult> rs(static_cast<std::size_t>(o.clients));
-  const std::size_t bytes = rs.size() * sizeof(ClientResult);
-  if (read_from_children(results.r, rs.data(), bytes, deadline + to_duration(o.seconds)) != bytes)
-    throw std::runtime_error("a client did not report");
-  close(ready.r);
-  close(results.r);
-  // Aggregate: all operations over the span from the first start to the last end.
-  std::int64_t n = 0;
-  std::int64_t first = rs[0].start_ns;
-  std::int64_t last = rs[0].end_ns;
-  for (const auto& r : rs) {
-    n += r.n;
-    first = std::min(first, r.start_ns);
-    last = std::max(last, r.end_ns);
-  }
-  const double rate = static_cast<double>(n) / (static_cast<double>(last - first) * 1e-9);
-  std::printf(
-      "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", \"n\": %lld, "
-      "\"clients\": %d",
-      kImpl, o.scenario.c_str(), rate, static_cast<long long>(n), o.clients);
-  if (windowed) std::printf(", \"window\": %d", o.window);
-  std::printf("}\n");
+  const Aggregate a = run_client_processes(o, [&](int, const std::function<void()>& ready) {
+    zmq::context_t ctx(1);
+    EchoClient client(ctx, endpoint);
+    auto run = [&](double seconds) {
+      return windowed ? run_window(client, seconds, o.window) : run_sync(client, seconds, 1, false);
+    };
+    run(warmup_seconds(o.seconds));
+    ready();
+    return run(o.seconds);
+  });
+  print_aggregate(kImpl, o, a, windowed ? o.window : 0);
 }
 
 }  // namespace
@@ -428,32 +386,13 @@ void many_clients(const Options& o, bool windowed, int& stop_w) {
 int main(int argc, char** argv) {
   g_program = "bench_zmq_floor";
   Options o;
-  try {
-    o = parse(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bench_zmq_floor: %s\n", e.what());
-    return 2;
-  }
+  if (int exit_code = 0; !options_to_run(argc, argv, kImpl, kSupported, kUnsupported, o, exit_code))
+    return exit_code;
   const std::string& s = o.scenario;
-  for (const char* name : kUnsupported) {
-    if (s == name) {
-      std::printf("{\"impl\": \"%s\", \"scenario\": \"%s\", \"unsupported\": true}\n", kImpl, name);
-      return 0;
-    }
-  }
   const bool sync = s == "sync_add" || s == "dict_set" || s == "dict_get";  // one round trip
-  const bool known = sync || s == "lock_pair" || s == "pipelined_add" || s == "clients_sync_add" ||
-                     s == "clients_window_add" || s == "queue_1MiB";
-  if (!known) {
-    std::fprintf(stderr, "bench_zmq_floor: unknown scenario %s\n", s.c_str());
-    return 2;
-  }
   if (o.window == 0) o.window = s == "clients_window_add" ? 16 : 64;
 
-  signal(SIGPIPE, SIG_IGN);  // a dead peer is an error to report, not a reason to die silently
-  g_budget_s = static_cast<unsigned>(std::ceil(o.seconds)) + 25;
-  signal(SIGALRM, on_watchdog);
-  alarm(g_budget_s);
+  arm_watchdog(static_cast<unsigned>(std::ceil(o.seconds)) + 25);
 
   int stop_w = -1;
   int rc = 0;
