@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Smoke test of the benchmark's programs (bench/README.md): each scenario they share, run for a
+tenth of a second, must exit 0 and print one JSON line with a positive value (or `unsupported`
+where the program has no equivalent), so that a change that breaks a baseline or a scenario is
+caught here rather than in the next benchmark run. Speed is not checked: that is the benchmark's.
+
+    bench_smoke_test.py BENCH_DIR
+"""
+import json
+import os
+import subprocess
+import sys
+
+SECONDS = "0.1"
+TIMEOUT_S = 90  # a run this long is hung: the programs' own watchdogs fire well before
+
+# (program, extra arguments, scenario, scenario arguments, "value" or "unsupported")
+CASES = [
+    ("bench_zmanager", [], "sync_add", [], "value"),
+    ("bench_zmanager", [], "pipelined_add", ["--window", "8"], "value"),
+    ("bench_zmanager", [], "pipelined_add", ["--window", "8", "--batch", "on"], "value"),
+    ("bench_zmanager", [], "dict_get", [], "value"),
+    ("bench_zmanager", [], "lock_pair", [], "value"),
+    ("bench_zmanager", [], "queue_64B", ["--window", "8"], "value"),
+    ("bench_zmanager", [], "queue_1MiB", [], "value"),
+    ("bench_zmanager", [], "clients_sync_add", ["--clients", "2"], "value"),
+    ("bench_zmanager", [], "clients_window_add", ["--clients", "2", "--window", "4"], "value"),
+    ("bench_zmanager", [], "parked_waiters", ["--items", "40", "--clients", "2"], "value"),
+    ("bench_zmanager", [], "frames_4k", [], "value"),
+    ("bench_zmanager", ["--transport", "unix"], "sync_add", [], "value"),
+    ("bench_zmanager", ["--transport", "unix"], "queue_1MiB", [], "value"),
+    ("bench_zmq_floor", [], "sync_add", [], "value"),
+    ("bench_zmq_floor", [], "pipelined_add", ["--window", "8"], "value"),
+    ("bench_zmq_floor", [], "clients_sync_add", ["--clients", "2"], "value"),
+    ("bench_zmq_floor", [], "queue_1MiB", [], "value"),
+    ("bench_zmq_floor", [], "dict_1M_rss", [], "unsupported"),
+    ("bench_unix_floor", [], "sync_add", [], "value"),
+    ("bench_unix_floor", [], "clients_sync_add", ["--clients", "2"], "value"),
+    ("bench_unix_floor", [], "queue_1MiB", [], "unsupported"),
+    ("bench_memcpy_floor", [], "frames_4k", [], "value"),
+    # Built only where hiredis is (scripts/setup --bench); skipped, and said so, elsewhere.
+    ("bench_redis", [], "sync_add", [], "value"),
+    ("bench_redis", [], "pipelined_add", ["--window", "8"], "value"),
+    ("bench_redis", [], "lock_pair", [], "value"),
+    ("bench_redis", [], "queue_64B", [], "value"),
+    ("bench_redis", [], "queue_1MiB", [], "value"),
+    ("bench_redis", [], "clients_window_add", ["--clients", "2", "--window", "4"], "value"),
+    ("bench_redis", [], "frames_4k", [], "unsupported"),
+]
+
+
+def run(bench_dir, program, extra, scenario, args, expect):
+    path = os.path.join(bench_dir, program)
+    argv = [path] + extra + ["--scenario", scenario, "--seconds", SECONDS] + args
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=TIMEOUT_S)
+    where = " ".join(argv[1:])
+    if out.returncode != 0:
+        return f"{program} {where}: exit {out.returncode}: {out.stderr.strip()[-400:]}"
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    if len(lines) != 1:
+        return f"{program} {where}: {len(lines)} JSON lines, not one: {out.stdout[-400:]!r}"
+    result = json.loads(lines[0])
+    if result.get("scenario") != scenario:
+        return f"{program} {where}: the line is for scenario {result.get('scenario')!r}"
+    if expect == "unsupported":
+        return None if result.get("unsupported") is True else f"{program} {where}: not unsupported"
+    value = result.get("value")
+    if not isinstance(value, (int, float)) or not value > 0:
+        return f"{program} {where}: no positive value in {lines[0]}"
+    return None
+
+
+def main():
+    bench_dir = sys.argv[1]
+    failures, ran, skipped = [], 0, set()
+    for program, extra, scenario, args, expect in CASES:
+        if not os.path.exists(os.path.join(bench_dir, program)):
+            if program != "bench_redis":  # the only optional one
+                failures.append(f"{program} was not built")
+            skipped.add(program)
+            continue
+        error = run(bench_dir, program, extra, scenario, args, expect)
+        ran += 1
+        print(("FAIL " + error) if error else f"ok   {program} {' '.join(extra)} {scenario} {' '.join(args)}")
+        if error:
+            failures.append(error)
+    for program in sorted(skipped):
+        print(f"skipped {program}: not built here")
+    print(f"{ran} runs, {len(failures)} failed")
+    return 1 if failures or ran == 0 else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
