@@ -302,6 +302,13 @@ inline std::int64_t ns(Clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
+inline double percentile(std::vector<double>& v, double p) {
+  if (v.empty()) return 0;
+  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
+  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+  return v[k];
+}
+
 // o.clients client processes, each with its own connection, measured together: each warms up,
 // calls the ready function it is given (which says so and waits for one go signal, the parent
 // closing a pipe), and returns its measured run, so that their measured spans overlap.
@@ -361,6 +368,25 @@ inline Aggregate run_client_processes(
   return a;
 }
 
+// The JSON line of a one-client run: its rate, and with `window` calls in flight that window,
+// else the p50 and p99 latencies of its operations.
+inline void print_one_client(const char* impl, const Options& o, Measured m, int window) {
+  const double rate = static_cast<double>(m.n) / seconds_between(m.start, m.end);
+  if (window > 0) {
+    std::printf(
+        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
+        "\"n\": %lld, \"window\": %d}\n",
+        impl, o.scenario.c_str(), rate, static_cast<long long>(m.n), window);
+  } else {
+    const double p50 = percentile(m.latency_us, 0.50);
+    const double p99 = percentile(m.latency_us, 0.99);
+    std::printf(
+        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
+        "\"p50_us\": %.1f, \"p99_us\": %.1f, \"n\": %lld}\n",
+        impl, o.scenario.c_str(), rate, p50, p99, static_cast<long long>(m.n));
+  }
+}
+
 // The JSON line of a run_client_processes() scenario; window: 0 when one call at a time.
 inline void print_aggregate(const char* impl, const Options& o, const Aggregate& a, int window) {
   std::printf(
@@ -369,13 +395,6 @@ inline void print_aggregate(const char* impl, const Options& o, const Aggregate&
       impl, o.scenario.c_str(), a.rate, static_cast<long long>(a.n), o.clients);
   if (window > 0) std::printf(", \"window\": %d", window);
   std::printf("}\n");
-}
-
-inline double percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  const auto k = static_cast<std::size_t>(p * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
 }
 
 }  // namespace floor_harness

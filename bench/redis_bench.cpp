@@ -53,6 +53,8 @@ constexpr std::size_t kQueueBound = 16;  // the Python baseline's maxsize for 1 
 constexpr std::int64_t kDictEntries = 1'000'000;
 constexpr int kDictChunk = 1'000;  // fields per HSET while filling the big hash
 
+// The scenarios this program runs, and those the spec names that Redis has no equivalent for
+// (they print `unsupported`). Any other name is a typo and an error.
 constexpr std::array<const char*, 10> kSupported = {
     "sync_add",         "pipelined_add",      "dict_set",  "dict_get",   "lock_pair",
     "clients_sync_add", "clients_window_add", "queue_64B", "queue_1MiB", "dict_1M_rss"};
@@ -72,7 +74,7 @@ struct ContextFree {
 
 class Connection {
  public:
-  Connection(int port, int timeout_ms = kIoTimeoutMs) {
+  explicit Connection(int port, int timeout_ms = kIoTimeoutMs) {
     const timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
     ctx_.reset(redisConnectWithTimeout("127.0.0.1", port, tv));
     if (!ctx_ || ctx_->err)
@@ -253,17 +255,6 @@ class Adder {
   std::int64_t expected_ = 0;
 };
 
-void print_rate(const Options& o, const Measured& m, bool latencies) {
-  const double rate = static_cast<double>(m.n) / seconds_between(m.start, m.end);
-  std::printf("{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", ",
-              kImpl, o.scenario.c_str(), rate);
-  if (latencies) {
-    std::vector<double> l = m.latency_us;
-    std::printf("\"p50_us\": %.1f, \"p99_us\": %.1f, ", percentile(l, 0.50), percentile(l, 0.99));
-  }
-  std::printf("\"n\": %lld}\n", static_cast<long long>(m.n));
-}
-
 // ---- Scenarios ----------------------------------------------------------------------------------
 
 void one_client(const Options& o, const Server& s) {
@@ -276,7 +267,7 @@ void one_client(const Options& o, const Server& s) {
       return windowed ? adder.window(seconds, o.window) : adder.sync(seconds, record);
     };
     run(warmup_seconds(o.seconds), false);
-    print_rate(o, run(o.seconds, !windowed), !windowed);
+    print_one_client(kImpl, o, run(o.seconds, !windowed), windowed ? o.window : 0);
     return;
   }
   std::function<void()> op;
@@ -307,7 +298,7 @@ void one_client(const Options& o, const Server& s) {
     };
   }
   run_each(warmup_seconds(o.seconds), false, op);
-  print_rate(o, run_each(o.seconds, true, op), true);
+  print_one_client(kImpl, o, run_each(o.seconds, true, op), 0);
 }
 
 // N client processes, each with its own connection and counter, measured together.

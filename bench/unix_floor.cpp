@@ -41,8 +41,8 @@ constexpr std::uint32_t kMaxFrame = 1 << 20;
 constexpr int kIoTimeoutMs = 5000;  // a reply later than this means something is broken
 constexpr int kServerPollMs = 50;   // how often an idle server checks whether to stop
 
-// Scenarios the spec names that this program has no equivalent for: they print `unsupported`.
-// Any other name is a typo and an error.
+// The scenarios this program runs, and those the spec names that it has no equivalent for (they
+// print `unsupported`). Any other name is a typo and an error.
 constexpr std::array<const char*, 4> kSupported = {"sync_add", "lock_pair", "pipelined_add",
                                                    "clients_sync_add"};
 constexpr std::array<const char*, 7> kUnsupported = {
@@ -369,20 +369,7 @@ void one_client(const Options& o, bool windowed, int trips, int& stop_w) {
       m = run_sync(client, o.seconds, trips, true);
     }
   }  // closing the connection ends the server
-  const double rate = static_cast<double>(m.n) / seconds_between(m.start, m.end);
-  if (windowed) {
-    std::printf(
-        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
-        "\"n\": %lld, \"window\": %d}\n",
-        kImpl, o.scenario.c_str(), rate, static_cast<long long>(m.n), o.window);
-  } else {
-    const double p50 = percentile(m.latency_us, 0.50);
-    const double p99 = percentile(m.latency_us, 0.99);
-    std::printf(
-        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
-        "\"p50_us\": %.1f, \"p99_us\": %.1f, \"n\": %lld}\n",
-        kImpl, o.scenario.c_str(), rate, p50, p99, static_cast<long long>(m.n));
-  }
+  print_one_client(kImpl, o, std::move(m), windowed ? o.window : 0);
 }
 
 // N client processes, each with its own connection, measured together.

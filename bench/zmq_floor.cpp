@@ -41,8 +41,8 @@ constexpr std::size_t kMsgBytes = 20;  // "a ~20-byte message": about an encoded
 constexpr int kIoTimeoutMs = 5000;     // a reply later than this means something is broken
 constexpr int kServerPollMs = 50;      // how often an idle server checks whether to stop
 
-// Scenarios the spec names that this program has no equivalent for: they print `unsupported`.
-// Any other name is a typo and an error.
+// The scenarios this program runs, and those the spec names that it has no equivalent for (they
+// print `unsupported`). Any other name is a typo and an error.
 constexpr std::array<const char*, 8> kSupported = {
     "sync_add",      "dict_set",         "dict_get",           "lock_pair",
     "pipelined_add", "clients_sync_add", "clients_window_add", "queue_1MiB"};
@@ -50,7 +50,6 @@ constexpr std::array<const char*, 3> kUnsupported = {"queue_64B", "parked_waiter
 
 // ---- The echo server -------------------------------------------------------------------------
 
-// Sends every request back unchanged to the DEALER it came from: the least a server can do.
 // The server's ROUTER, bound to a port the OS picks, which the parent learns through endpoint_w.
 zmq::socket_t bind_router(zmq::context_t& ctx, int endpoint_w) {
   zmq::socket_t router(ctx, zmq::socket_type::router);
@@ -72,15 +71,22 @@ zmq::socket_t bind_router(zmq::context_t& ctx, int endpoint_w) {
   return router;
 }
 
+// The routing frame of the next request; none once the parent says stop, which is checked each
+// time the receive times out idle.
+std::optional<zmq::message_t> next_peer(zmq::socket_t& router, int stop_r) {
+  for (;;) {
+    zmq::message_t peer;
+    if (router.recv(peer)) return peer;
+    if (parent_says_stop(stop_r)) return std::nullopt;
+  }
+}
+
+// Sends every request back unchanged to the DEALER it came from: the least a server can do.
 int serve(int endpoint_w, int stop_r) {
   zmq::context_t ctx(1);
   zmq::socket_t router = bind_router(ctx, endpoint_w);
-  for (;;) {
-    zmq::message_t id;
-    if (!router.recv(id)) {
-      if (parent_says_stop(stop_r)) return 0;
-      continue;
-    }
+  while (auto next = next_peer(router, stop_r)) {
+    zmq::message_t& id = *next;
     zmq::message_t body;
     // A message's frames arrive together, so the body is already here when the identity is.
     if (!id.more() || !router.recv(body)) throw std::runtime_error("request without a body");
@@ -90,6 +96,7 @@ int serve(int endpoint_w, int stop_r) {
     if (!router.send(id, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
       throw std::runtime_error("reply not sent within the timeout");
   }
+  return 0;
 }
 
 // ---- The queue relay (queue_1MiB) -----------------------------------------------------------
@@ -113,12 +120,8 @@ int serve_queue(int endpoint_w, int stop_r) {
     if (!router.send(peer, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
       throw std::runtime_error("reply not sent within the timeout");
   };
-  for (;;) {
-    zmq::message_t peer;
-    if (!router.recv(peer)) {
-      if (parent_says_stop(stop_r)) return 0;
-      continue;
-    }
+  while (auto next = next_peer(router, stop_r)) {
+    zmq::message_t& peer = *next;
     zmq::message_t tag;
     if (!peer.more() || !router.recv(tag) || tag.size() != 1)
       throw std::runtime_error("request without a tag");
@@ -155,6 +158,7 @@ int serve_queue(int endpoint_w, int stop_r) {
       throw std::runtime_error("an unknown request tag");
     }
   }
+  return 0;
 }
 
 // Starts the server; returns its endpoint. stop_w: closing it tells the server to exit.
@@ -349,20 +353,7 @@ void one_client(const Options& o, bool windowed, int trips, int& stop_w) {
     EchoClient client(ctx, endpoint);
     m = run_client(client, o, windowed, trips, !windowed);
   }
-  const double rate = static_cast<double>(m.n) / seconds_between(m.start, m.end);
-  if (windowed) {
-    std::printf(
-        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
-        "\"n\": %lld, \"window\": %d}\n",
-        kImpl, o.scenario.c_str(), rate, static_cast<long long>(m.n), o.window);
-  } else {
-    const double p50 = percentile(m.latency_us, 0.50);
-    const double p99 = percentile(m.latency_us, 0.99);
-    std::printf(
-        "{\"impl\": \"%s\", \"scenario\": \"%s\", \"value\": %.1f, \"unit\": \"ops/s\", "
-        "\"p50_us\": %.1f, \"p99_us\": %.1f, \"n\": %lld}\n",
-        kImpl, o.scenario.c_str(), rate, p50, p99, static_cast<long long>(m.n));
-  }
+  print_one_client(kImpl, o, std::move(m), windowed ? o.window : 0);
 }
 
 // N client processes, each with its own context and DEALER, measured together.
