@@ -175,16 +175,18 @@ void BaseManager::start() {
   address_ = connectable(line.substr(3));
   state_ = State::kStarted;
   // This process is on the server's host: the same-host transport, when there is one.
-  channel_ = zmanager::connect({options_.local_address.empty() ? address_ : options_.local_address,
-                                authkey_, options_.connect_timeout, "manager",
-                                options_.call_timeout, options_.reconnect});
+  channel_ =
+      zmanager::connect({options_.local_address.empty() ? address_ : options_.local_address,
+                         authkey_, options_.connect_timeout, "manager", options_.call_timeout,
+                         options_.reconnect, options_.spin_before_sleep});
 }
 
 void BaseManager::connect() {
   ensure_initial("connect()");
   address_ = options_.address;
-  channel_ = zmanager::connect({address_, authkey_, options_.connect_timeout, "manager",
-                                options_.call_timeout, options_.reconnect});
+  channel_ =
+      zmanager::connect({address_, authkey_, options_.connect_timeout, "manager",
+                         options_.call_timeout, options_.reconnect, options_.spin_before_sleep});
   state_ = State::kConnected;
 }
 

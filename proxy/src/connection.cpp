@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "reply_spin.hpp"
 #include "transport.hpp"
 #include "zmanager/wire/log.hpp"
 #include "zmanager/wire/protocol.hpp"
@@ -308,7 +309,8 @@ class Connection final : public detail::Channel {
   std::atomic<bool> awaiting_replies_{false};
   // Nodes of answered calls, for the next calls: a node allocated per call showed in profiles.
   std::vector<PendingMap::node_type> spare_nodes_;
-  std::vector<Outgoing> batch_;  // being gathered by transmit_all (kept for its capacity)
+  std::vector<Outgoing> batch_;   // being gathered by transmit_all (kept for its capacity)
+  detail::ReplySpin reply_spin_;  // whether pump() polls before it sleeps
   // Reading the clock for every message showed in profiles: messages set these flags, and the
   // times are taken once per poll in keep_alive().
   Clock::time_point last_heard_;
@@ -342,7 +344,8 @@ Connection::Connection(const ConnectOptions& options)
       name_(options.name),
       handshake_timeout_(options.timeout),
       reconnect_(options.reconnect),
-      call_timeout_(options.call_timeout) {
+      call_timeout_(options.call_timeout),
+      reply_spin_(options.spin_before_sleep) {
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw ConnectionError("eventfd failed");
   open_socket();
@@ -934,24 +937,34 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
   // Reads after waiting, not before: the wait returns at once when a message is already there,
   // and a read that finds nothing costs a system call (ZeroMQ checks its mailbox; the stream
   // reads its socket) for every synchronous call.
+  const auto poll_until =
+      Clock::now() +
+      (transport_->worth_polling() ? reply_spin_.next() : std::chrono::microseconds(0));
+  bool polling = poll_until > Clock::now();
   while (true) {
     if (!send_queued()) return finish();
-    if (state.done()) return;
+    if (state.done()) break;
     auto now = Clock::now();
     keep_alive(now);
-    if (state.done()) return;
+    if (state.done()) break;
+    if (polling && now >= poll_until) {
+      reply_spin_.record(false);
+      polling = false;
+    }
     auto until = next_wakeup();
     if (deadline) {
       if (now >= *deadline) return;
       until = std::min(until, *deadline);
     }
-    auto timeout = std::chrono::ceil<std::chrono::milliseconds>(until - now);
+    const auto timeout = polling ? std::chrono::milliseconds(0)
+                                 : std::chrono::ceil<std::chrono::milliseconds>(until - now);
     if (transport_->wait(timeout, wake_fd_)) {
       std::uint64_t count;
       [[maybe_unused]] auto n = ::read(wake_fd_, &count, sizeof count);
     }
     read_available();
   }
+  if (polling) reply_spin_.record(true);
 }
 
 bool Connection::wait_for_reply(detail::CallState& state,

@@ -236,6 +236,7 @@ class StreamTransport final : public Transport {
   }
 
   std::optional<std::string> take_break() override { return std::exchange(break_, std::nullopt); }
+  bool worth_polling() const override { return true; }
 
   void use_segments() override {
     if (fd_ < 0) return;

@@ -37,6 +37,9 @@ struct ManagerOptions {
   /// How a client reopens its session after losing it (a server restarted at the same
   /// address, a network cut past the ttl): the retry budget and its backoff.
   ReconnectOptions reconnect;
+  /// How long a client thread waiting for a reply over unix:// polls before it sleeps
+  /// (ConnectOptions::spin_before_sleep); zero never polls.
+  std::chrono::microseconds spin_before_sleep{50};
 };
 
 /// A duration as written on a command line or in an environment variable (`--session-ttl 10s`):

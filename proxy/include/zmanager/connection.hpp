@@ -32,6 +32,11 @@ struct ConnectOptions {
   /// calls wait as long as they need (a server that dies is still noticed, by its silence).
   CallTimeout call_timeout;
   ReconnectOptions reconnect;
+  /// How long a thread waiting for a reply over unix:// polls for it before it sleeps: on the
+  /// same host a reply often comes sooner than a sleeping thread wakes. Polling that does not
+  /// pay (more busy threads than CPUs) soon stops by itself; zero never polls. Not over
+  /// ZeroMQ, whose I/O thread needs the CPU a polling thread would take (docs/performance.md).
+  std::chrono::microseconds spin_before_sleep{50};
 };
 
 /// Connects and authenticates (mutual HMAC-SHA256); throws ConnectionError when the server does
