@@ -28,7 +28,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -38,6 +37,7 @@
 #include <vector>
 
 #include "floor_harness.hpp"
+#include "proc_status.hpp"
 
 namespace {
 
@@ -180,14 +180,6 @@ Server start_server() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));  // it has no readiness signal
   }
-}
-
-std::int64_t rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-  throw std::runtime_error("no VmRSS for the server");
 }
 
 // ---- Loops --------------------------------------------------------------------------------------

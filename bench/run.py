@@ -43,6 +43,11 @@ def programs(build_dir):
 # implementation (a million dict entries, a thousand Python threads) and is repeated less.
 RUNS = [
     ("sync_add", "sync_add", [], ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis"], False),
+    # A unix:// client polls for its reply before it sleeps (ManagerOptions::spin_before_sleep,
+    # 50 us by default): zmanager with polling off, and the Unix-socket floor with a client that
+    # polls as long, to compare like with like.
+    ("sync_add_no_polling", "sync_add", ["--spin", "0"], ["zmanager_local"], False),
+    ("sync_add_polling", "sync_add", ["--spin", "50"], ["unix"], False),
     ("pipelined_add_w64", "pipelined_add", ["--window", "64"], ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis"], False),
     ("pipelined_add_w256", "pipelined_add", ["--window", "256"], ["zmanager", "zmanager_local", "zmq", "unix", "redis"], False),
     # The same calls sent through a zmanager::Batch (up to 32 to a message, protocol version 4).
@@ -111,6 +116,9 @@ TARGETS = [
     # The same-host transport: a client on the server's host, over unix:// instead of ZeroMQ.
     ("unix:// sync add vs Python", "sync_add:zmanager_local", "python", "sync_add", "ge", 2, "value"),
     ("unix:// sync add vs the Unix-socket floor", "sync_add:zmanager_local", "unix", "sync_add", "ge", 0.5, "value"),
+    ("unix:// sync add vs a Unix-socket floor that polls 50 µs before it blocks (reported)", "sync_add:zmanager_local", "unix", "sync_add_polling", None, None, "value"),
+    ("unix:// sync add, polling off, vs Python (reported)", "sync_add_no_polling:zmanager_local", "python", "sync_add", None, None, "value"),
+    ("unix:// sync add, polling off, vs the Unix-socket floor (reported)", "sync_add_no_polling:zmanager_local", "unix", "sync_add", None, None, "value"),
     ("unix:// sync add vs zmanager over ZeroMQ (reported)", "sync_add:zmanager_local", "zmanager", "sync_add", None, None, "value"),
     ("unix:// pipelined add, 256 in flight, vs the Unix-socket floor (reported)", "pipelined_add_w256:zmanager_local", "unix", "pipelined_add_w256", None, None, "value"),
     ("unix:// dict get vs Python (reported)", "dict_get:zmanager_local", "python", "dict_get", None, None, "value"),

@@ -2,8 +2,11 @@
 // ping-pong between two processes, each message a 4-byte length and a 20-byte payload. No
 // messaging library and no object layer: what a round trip costs when only the kernel is in the
 // way. The echo server runs in a child process; the socket's name in /tmp exists only until the
-// clients have connected.
+// clients have connected. With --spin US a client polls for each reply (reads that do not block)
+// for up to US microseconds before it blocks, as zmanager's unix:// client does (ReplySpin):
+// the floor for a client that polls.
 //   bench_unix_floor --scenario NAME [--seconds S] [--window W] [--clients N] [--items K]
+//                    [--spin US]
 // prints one JSON line, in the format every benchmark program shares.
 #include <poll.h>
 #include <signal.h>
@@ -20,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <stdexcept>
@@ -101,7 +105,8 @@ class FrameReader {
  public:
   enum class Fill { kData, kEof, kTimeout };
 
-  Fill fill(int fd) {
+  // flags: MSG_DONTWAIT to poll (kTimeout when nothing has arrived).
+  Fill fill(int fd, int flags = 0) {
     if (begin_ > 0) {  // keep the unread tail at the front
       std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
       end_ -= begin_;
@@ -109,15 +114,15 @@ class FrameReader {
     }
     if (end_ == buf_.size()) buf_.resize(buf_.size() * 2);  // a frame larger than the buffer
     for (;;) {
-      const ssize_t n = read(fd, buf_.data() + end_, buf_.size() - end_);
+      const ssize_t n = recv(fd, buf_.data() + end_, buf_.size() - end_, flags);
       if (n > 0) {
         end_ += static_cast<std::size_t>(n);
         return Fill::kData;
       }
       if (n == 0) return Fill::kEof;
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return Fill::kTimeout;  // SO_RCVTIMEO
-      throw std::system_error(errno, std::generic_category(), "read");
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return Fill::kTimeout;  // SO_RCVTIMEO, polls
+      throw std::system_error(errno, std::generic_category(), "recv");
     }
   }
 
@@ -251,7 +256,7 @@ void start_server(bool many, int& stop_w) {
 
 class EchoClient {
  public:
-  EchoClient() : fd_(connect_socket()) {}
+  explicit EchoClient(std::chrono::microseconds spin) : fd_(connect_socket()), spin_(spin) {}
   ~EchoClient() { close(fd_); }
   EchoClient(const EchoClient&) = delete;
   EchoClient& operator=(const EchoClient&) = delete;
@@ -275,7 +280,11 @@ class EchoClient {
   std::uint64_t recv() {
     std::uint64_t seq;
     while (!try_recv(seq)) {
-      const auto got = in_.fill(fd_);
+      auto got = FrameReader::Fill::kTimeout;
+      for (const auto until = Clock::now() + spin_;
+           got == FrameReader::Fill::kTimeout && Clock::now() < until;)
+        got = in_.fill(fd_, MSG_DONTWAIT);
+      if (got == FrameReader::Fill::kTimeout) got = in_.fill(fd_);
       if (got == FrameReader::Fill::kEof) throw std::runtime_error("the server closed");
       if (got == FrameReader::Fill::kTimeout) throw std::runtime_error("no reply within timeout");
     }
@@ -295,6 +304,7 @@ class EchoClient {
 
  private:
   int fd_;
+  const std::chrono::microseconds spin_;  // --spin
   FrameReader in_;
   std::vector<char> out_;
 };
@@ -355,11 +365,12 @@ Measured run_window(EchoClient& c, double seconds, int window) {
 
 // ---- Scenarios -------------------------------------------------------------------------------
 
-void one_client(const Options& o, bool windowed, int trips, int& stop_w) {
+void one_client(const Options& o, std::chrono::microseconds spin, bool windowed, int trips,
+                int& stop_w) {
   start_server(false, stop_w);
   Measured m;
   {
-    EchoClient client;
+    EchoClient client(spin);
     unlink(g_socket_path);  // connected: the name is no longer needed
     if (windowed) {
       run_window(client, warmup_seconds(o.seconds), o.window);
@@ -373,12 +384,12 @@ void one_client(const Options& o, bool windowed, int trips, int& stop_w) {
 }
 
 // N client processes, each with its own connection, measured together.
-void many_clients(const Options& o, int& stop_w) {
+void many_clients(const Options& o, std::chrono::microseconds spin, int& stop_w) {
   start_server(true, stop_w);
   const Aggregate a = run_client_processes(
       o,
       [&](int, const std::function<void()>& ready) {
-        EchoClient client;
+        EchoClient client(spin);
         run_sync(client, warmup_seconds(o.seconds), 1, false);
         ready();
         return run_sync(client, o.seconds, 1, false);
@@ -389,8 +400,35 @@ void many_clients(const Options& o, int& stop_w) {
 
 }  // namespace
 
+// Takes --spin US out of the command line (the other options are the floors' shared ones).
+std::chrono::microseconds take_spin(int& argc, char** argv) {
+  std::chrono::microseconds spin{0};
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) != "--spin") {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    char* end = nullptr;
+    const long us = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : -1;
+    if (end == nullptr || *end != '\0' || us < 0 || us > 100'000)
+      throw std::runtime_error("--spin must be an integer in [0, 100000]");
+    spin = std::chrono::microseconds(us);
+    ++i;
+  }
+  argc = kept;
+  return spin;
+}
+
 int main(int argc, char** argv) {
   g_program = "bench_unix_floor";
+  std::chrono::microseconds spin;
+  try {
+    spin = take_spin(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_unix_floor: %s\n", e.what());
+    return 2;
+  }
   Options o;
   if (int exit_code = 0; !options_to_run(argc, argv, kImpl, kSupported, kUnsupported, o, exit_code))
     return exit_code;
@@ -403,13 +441,13 @@ int main(int argc, char** argv) {
   int rc = 0;
   try {
     if (s == "sync_add")
-      one_client(o, false, 1, stop_w);
+      one_client(o, spin, false, 1, stop_w);
     else if (s == "lock_pair")
-      one_client(o, false, 2, stop_w);
+      one_client(o, spin, false, 2, stop_w);
     else if (s == "pipelined_add")
-      one_client(o, true, 1, stop_w);
+      one_client(o, spin, true, 1, stop_w);
     else
-      many_clients(o, stop_w);
+      many_clients(o, spin, stop_w);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_unix_floor: %s\n", e.what());
     rc = 1;

@@ -1,5 +1,6 @@
 // bench_zmanager: one scenario of the side-by-side benchmark (bench/README.md) run on zmanager.
 //   bench_zmanager --scenario NAME [--seconds S] [--window W] [--clients N] [--items K]
+//                  [--transport zmq|unix] [--batch on|off] [--spin US]
 // prints one JSON line on stdout, e.g.
 //   {"impl": "zmanager", "scenario": "sync_add", "value": 2450.3, "unit": "ops/s", ...}
 //
@@ -36,7 +37,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <sstream>
@@ -50,6 +50,7 @@
 #include <zmanager/zmanager.hpp>
 
 #include "frame_ring.hpp"
+#include "proc_status.hpp"
 
 extern char** environ;
 
@@ -98,6 +99,8 @@ struct Args {
   std::string transport = "zmq";
   // Calls in flight are sent through a zmanager::Batch: many to a message.
   bool batch = false;
+  // ManagerOptions::spin_before_sleep of every client, in microseconds; -1: the default.
+  std::int64_t spin_us = -1;
 };
 
 std::int64_t parse_int(const std::string& s, std::int64_t lo, std::int64_t hi, const char* what) {
@@ -141,6 +144,8 @@ Args parse(int argc, char** argv) {
       a.address = value;
     } else if (opt == "--id") {
       a.id = parse_int(value, 0, 1 << 20, "--id");
+    } else if (opt == "--spin") {
+      a.spin_us = parse_int(value, 0, 100'000, "--spin");
     } else if (opt == "--bytes") {
       a.bytes = parse_int(value, 1, std::int64_t{64} << 20, "--bytes");
     } else {
@@ -353,20 +358,6 @@ void stop_server(ServerProcess& server) {
         "the server " + describe_status(status) + " when stopped");
 }
 
-std::int64_t rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (!line.starts_with("VmRSS:")) continue;
-    std::istringstream in(line.substr(6));
-    std::int64_t kib = -1;
-    in >> kib;  // "VmRSS:     12345 kB"
-    check(kib >= 0, "unreadable VmRSS line: " + line);
-    return kib;
-  }
-  throw std::runtime_error("no VmRSS for process " + std::to_string(pid));
-}
-
 std::vector<std::string> split_words(const std::string& line) {
   std::istringstream in(line);
   std::vector<std::string> words;
@@ -377,7 +368,9 @@ std::vector<std::string> split_words(const std::string& line) {
 /// Client processes: this program run again with `--child ROLE`, reporting on a shared pipe.
 class ClientProcesses {
  public:
-  ClientProcesses(std::string address, const std::string& authkey) : address_(std::move(address)) {
+  /// `spin_us`: passed on to every child as --spin, unless -1.
+  ClientProcesses(std::string address, const std::string& authkey, std::int64_t spin_us)
+      : address_(std::move(address)), spin_us_(spin_us) {
     int up[2], go[2];
     check(::pipe2(up, O_CLOEXEC) == 0 && ::pipe2(go, O_CLOEXEC) == 0,
           std::string("pipe2: ") + std::strerror(errno));
@@ -406,6 +399,7 @@ class ClientProcesses {
                                      "--id",
                                      std::to_string(children_.size())};
     args.insert(args.end(), extra.begin(), extra.end());
+    if (spin_us_ >= 0) args.insert(args.end(), {"--spin", std::to_string(spin_us_)});
     // Everything the child needs is built before fork: after it, only async-signal-safe calls.
     std::vector<char*> argv, envp;
     for (auto& a : args) argv.push_back(a.data());
@@ -503,6 +497,7 @@ class ClientProcesses {
   }
 
   std::string address_;
+  std::int64_t spin_us_;
   std::vector<std::string> env_;
   std::vector<Child> children_;
   int up_r_ = -1, up_w_ = -1, go_r_ = -1, go_w_ = -1;
@@ -769,11 +764,19 @@ void child_waiters(zmanager::SyncManager& m, const Args& a) {
          std::to_string(sum));
 }
 
+/// How the benchmark's clients connect: `authkey` unset takes ZMANAGER_AUTHKEY.
+zmanager::ManagerOptions manager_options(std::string address, std::optional<std::string> authkey,
+                                         const Args& a) {
+  zmanager::ManagerOptions options{.address = std::move(address), .authkey = std::move(authkey)};
+  if (a.spin_us >= 0) options.spin_before_sleep = std::chrono::microseconds(a.spin_us);
+  return options;
+}
+
 int child_main(const Args& a) {
   // Exec reset the alarm's handler: this ends the process if every other bound failed.
   ::alarm(kWatchdogSeconds + 3);
   try {
-    zmanager::SyncManager m({.address = a.address});  // the authkey: ZMANAGER_AUTHKEY
+    zmanager::SyncManager m(manager_options(a.address, std::nullopt, a));  // ZMANAGER_AUTHKEY
     m.connect();
     if (a.child == "calls")
       child_calls(m, a);
@@ -870,7 +873,7 @@ Json lock_pair(Context& c) {
 /// sum of each one's rate over its own measured seconds (they overlap: one start signal).
 Json clients_add(Context& c, std::int64_t window) {
   auto n = or_default(c.args.clients, 8);
-  ClientProcesses clients(c.server.address, c.authkey);
+  ClientProcesses clients(c.server.address, c.authkey, c.args.spin_us);
   for (std::int64_t i = 0; i < n; ++i)
     clients.spawn("calls", {"--seconds", std::to_string(c.args.seconds), "--window",
                             std::to_string(window), "--batch", c.args.batch ? "on" : "off"});
@@ -906,7 +909,7 @@ Json queue_transfer(Context& c, std::int64_t bytes, std::int64_t maxsize, bool m
   auto window = or_default(c.args.window, 1);
   auto q = c.m.Queue<zmanager::Bytes>(maxsize);
   c.m.shared_dict(kBoard)["q"] = q;
-  ClientProcesses producer(c.server.address, c.authkey);
+  ClientProcesses producer(c.server.address, c.authkey, c.args.spin_us);
   producer.spawn("producer", {"--bytes", std::to_string(bytes), "--window", std::to_string(window),
                               "--batch", c.args.batch ? "on" : "off"});
   producer.close_spawn_ends();
@@ -967,7 +970,7 @@ Json parked_waiters(Context& c) {
   auto q = c.m.Queue<std::int64_t>();
   auto probe = c.m.Queue<std::int64_t>();
   c.m.shared_dict(kBoard)["q"] = q;
-  ClientProcesses clients(c.server.address, c.authkey);
+  ClientProcesses clients(c.server.address, c.authkey, c.args.spin_us);
   for (std::int64_t i = 0; i < processes; ++i) {
     auto share = waiters / processes + (i < waiters % processes ? 1 : 0);
     clients.spawn("waiters", {"--items", std::to_string(share)});
@@ -1064,7 +1067,7 @@ Json frames_4k(Context& c) {
   board["free"] = free;
   board["filled"] = filled;
   board["segment"] = ring.name();
-  ClientProcesses producer(c.server.address, c.authkey);
+  ClientProcesses producer(c.server.address, c.authkey, c.args.spin_us);
   producer.spawn("frame_producer", {});
   producer.close_spawn_ends();
   producer.expect("ready", 1, Clock::now() + kStepLimit);
@@ -1141,7 +1144,7 @@ int bench_main(const Args& args) {
   ServerProcess server = start_server(authkey, args.transport);
   Json result;
   {
-    zmanager::SyncManager m({.address = server.address, .authkey = authkey});
+    zmanager::SyncManager m(manager_options(server.address, authkey, args));
     m.connect();
     Context c{args, m, server, authkey};
     result = run_scenario(c);
@@ -1166,7 +1169,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "bench_zmanager: " << e.what()
               << "\nusage: bench_zmanager --scenario NAME [--seconds S] [--window W]"
-                 " [--clients N] [--items K] [--transport zmq|unix]\n";
+                 " [--clients N] [--items K] [--transport zmq|unix] [--spin US]\n";
     return 2;
   }
   if (!args.child.empty()) return child_main(args);

@@ -29,6 +29,7 @@ CASES = [
     ("bench_zmanager", [], "frames_4k", [], "value"),
     ("bench_zmanager", ["--transport", "unix"], "sync_add", [], "value"),
     ("bench_zmanager", ["--transport", "unix"], "queue_1MiB", [], "value"),
+    ("bench_zmanager", ["--transport", "unix", "--spin", "0"], "sync_add", [], "value"),
     ("bench_zmq_floor", [], "sync_add", [], "value"),
     ("bench_zmq_floor", [], "pipelined_add", ["--window", "8"], "value"),
     ("bench_zmq_floor", [], "clients_sync_add", ["--clients", "2"], "value"),
@@ -36,6 +37,7 @@ CASES = [
     ("bench_zmq_floor", [], "dict_1M_rss", [], "unsupported"),
     ("bench_unix_floor", [], "sync_add", [], "value"),
     ("bench_unix_floor", [], "clients_sync_add", ["--clients", "2"], "value"),
+    ("bench_unix_floor", ["--spin", "50"], "sync_add", [], "value"),
     ("bench_unix_floor", [], "queue_1MiB", [], "unsupported"),
     ("bench_memcpy_floor", [], "frames_4k", [], "value"),
     # Built only where hiredis is (scripts/setup --bench); skipped, and said so, elsewhere.
