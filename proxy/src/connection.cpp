@@ -235,6 +235,8 @@ class Connection final : public detail::Channel {
   void add_pending(Outgoing out);
   /// Removes an answered call from pending_; returns its state.
   std::shared_ptr<detail::CallState> take_pending(PendingMap::iterator it);
+  /// With mu_ held: what queue_ holds, leaving it empty.
+  std::vector<Outgoing> take_queue_locked();
   /// Sends what other threads queued; false once the connection is closing.
   bool send_queued();
   /// Reads and handles every message that has arrived; true if any completed a call.
@@ -735,7 +737,7 @@ void Connection::give_back_socket() {
         socket_taken_ = false;
         break;
       }
-      batch.swap(queue_);
+      batch = take_queue_locked();
       held_unsent_ = false;
     }
     transmit_all(batch);
@@ -839,12 +841,21 @@ std::shared_ptr<detail::CallState> Connection::take_pending(PendingMap::iterator
   return state;
 }
 
+std::vector<Connection::Outgoing> Connection::take_queue_locked() {
+  std::vector<Outgoing> taken;
+  taken.swap(queue_);
+  // Room for a whole batch at once, where growing from empty cost a few reallocations (and
+  // moves) per batch.
+  queue_.reserve(kMostBatched);
+  return taken;
+}
+
 bool Connection::send_queued() {
   std::vector<Outgoing> batch;
   {
     std::lock_guard lock(mu_);
     if (closing_) return false;
-    batch.swap(queue_);
+    batch = take_queue_locked();
     held_unsent_ = false;
   }
   transmit_all(batch);

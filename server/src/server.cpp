@@ -228,12 +228,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
    public:
     /// `object`: the id of the object called, for error descriptions; none for calls made
     /// inside the server.
-    Target(std::weak_ptr<Impl> s, OwnerId owner, std::uint64_t request_id, std::string method,
+    Target(std::weak_ptr<Impl> s, OwnerId owner, std::uint64_t request_id, std::string_view method,
            std::optional<std::uint64_t> object)
         : server_(std::move(s)),
           owner_(owner),
           request_id_(request_id),
-          method_(std::move(method)),
+          method_(method),
           object_(object) {}
     ~Target() override {
       if (!done_.load()) fail(std::make_exception_ptr(RuntimeError("the call was dropped")));
@@ -261,6 +261,7 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
         pk.pack(request_id_);
         pack(enc, value);
         pk.pack(enc.refs());
+        if (send_encoded(*s, enc)) return true;
         frames = wire::to_frames(enc);
       } catch (...) {
         hooks.rollback();
@@ -303,6 +304,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
    protected:
     virtual void deliver(Impl& s, wire::Frames frames) = 0;
+    /// Sends a reply as encoded, without making frames of it first; false if this target
+    /// cannot (deliver() is then given its frames).
+    virtual bool send_encoded(Impl& /*s*/, wire::Encoder& /*enc*/) { return false; }
     virtual bool session_alive() const { return true; }
     virtual std::atomic<std::size_t>* parked_counter() const { return nullptr; }
 
@@ -325,11 +329,11 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   class RemoteTarget final : public Target {
    public:
-    RemoteTarget(std::weak_ptr<Impl> s, std::string routing, OwnerId owner,
+    RemoteTarget(std::weak_ptr<Impl> s, const std::string& routing, OwnerId owner,
                  std::shared_ptr<SessionState> session, std::uint64_t request_id,
-                 std::string method, std::uint64_t object)
-        : Target(std::move(s), owner, request_id, std::move(method), object),
-          routing_(std::move(routing)),
+                 std::string_view method, std::uint64_t object)
+        : Target(std::move(s), owner, request_id, method, object),
+          routing_(routing),
           session_(std::move(session)) {}
 
    protected:
@@ -341,6 +345,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
       if (!session_->open.load()) return;
       s.send_now(routing_, std::move(frames));
     }
+    bool send_encoded(Impl& s, wire::Encoder& enc) override {
+      if (session_->open.load()) s.send_reply(routing_, enc);
+      return true;
+    }
 
    private:
     std::string routing_;
@@ -350,9 +358,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   class LocalTarget final : public Target {
    public:
     LocalTarget(std::weak_ptr<Impl> s, std::shared_ptr<detail::CallState> state,
-                std::uint64_t request_id, std::string method, std::optional<std::uint64_t> object)
-        : Target(std::move(s), kLocalOwner, request_id, std::move(method), object),
-          state_(std::move(state)) {}
+                std::uint64_t request_id, std::string_view method,
+                std::optional<std::uint64_t> object)
+        : Target(std::move(s), kLocalOwner, request_id, method, object), state_(std::move(state)) {}
 
    protected:
     // The same bytes a remote client would get, so that local and remote callers decode alike.
@@ -464,18 +472,22 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
 
   void start();
   void serve();
-  /// A message read, and the peer it came from: its frames, or, for a message that came
-  /// inside a BATCH, the batch and where in it the message's body lies.
+  /// A message read, and the peer it came from: its frames, or a BATCH whose messages are
+  /// being handled one by one and the index of the next.
   struct Received {
     std::string routing;
     wire::Frames frames;
     std::shared_ptr<const wire::Inbound> batch;
-    std::string_view body;
+    std::uint32_t next = 0;
   };
-  void handle(Received received);
+  /// Handles the message at the head of the inbox (the next message of a BATCH there).
+  void handle_next();
+  /// `body` is the message's own frame, or, when `batch` is not null, its bin in the batch.
+  void handle(const std::string& routing, wire::Frames frames,
+              std::shared_ptr<const wire::Inbound> batch, std::string_view body);
   void handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in, bool batched);
-  /// Puts the messages of a client's BATCH at the head of the inbox, in order, each to be
-  /// handled as if it had come alone. A batch that is not an array of bins, or too long, is
+  /// Puts a client's BATCH at the head of the inbox, its messages to be handled in order, each
+  /// as if it had come alone. A batch that is not an array of bins, or too long, is
   /// refused whole.
   void unbatch(const std::string& routing, std::shared_ptr<const wire::Inbound> batch);
   void hello(const std::string& routing, const wire::Inbound& in);
@@ -490,12 +502,18 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
                 const std::vector<std::uint64_t>& holds, std::optional<Clock::duration> timeout,
                 Clock::time_point received);
   void reject(const std::string& routing, std::uint64_t request_id, const std::exception& e);
-  /// Sends on the shared socket from any thread. What a poll step sends waits in `outbox`
-  /// until the step flushes it.
+  /// Sends on the shared socket from any thread. What a poll step sends waits in `outbox`, or
+  /// in `held` for a reply to a peer that takes batches, until the step flushes it.
   void send_now(const std::string& routing, wire::Frames frames);
+  void send_now_locked(const std::string& routing, wire::Frames frames);
+  /// The same for a reply as encoded: one held for a batch is copied from the encoder as it is.
+  void send_reply(const std::string& routing, wire::Encoder& enc);
+  /// With router_mu held, in a poll step: keeps `body` for `routing`'s next BATCH, if that peer
+  /// takes batches (else false, and nothing is kept).
+  bool hold_for_batch_locked(const std::string& routing, std::string_view body);
   void flush_outbox();
-  /// With router_mu held: sends what the outbox holds, replies to one peer that takes them
-  /// batched (batch_peers) as one BATCH message; true if any went to the ROUTER.
+  /// With router_mu held: sends what the outbox holds, and the replies held for each peer that
+  /// takes them batched (batch_peers) as one BATCH message; true if any went to the ROUTER.
   bool flush_outbox_locked();
   // Both with router_mu held. send_locked() sends on the ROUTER, or queues for a same-host
   // connection (stream->write_queued() writes it); true if it went to the ROUTER.
@@ -532,6 +550,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // thread is then woken once for the lot and writes them in one system call, where one
   // reply at a time cost a wake-up and a TCP send each.
   std::vector<std::pair<std::string, wire::Frames>> outbox;
+  // Under router_mu: the replies of the current poll step to peers that take batches, one
+  // entry per peer. The first `held_peers` entries are in use; the rest keep their buffers for
+  // the next step's.
+  std::vector<std::pair<std::string, wire::HeldBatch>> held;
+  std::size_t held_peers = 0;
+  std::size_t held_messages = 0;
   // Under router_mu: the ZeroMQ peers whose session said protocol version 3 or more, which
   // take their replies batched. (The same-host stream writes many messages in one system call
   // already: its peers get them one by one.)
@@ -664,13 +688,27 @@ bool Server::Impl::send_locked(const std::string& routing, wire::Frames& frames)
   return true;
 }
 
+namespace {
+// A step bounds what it holds back, so that a long batch of calls does not hold their first
+// replies until its end: a full outbox leaves at once, and the step holds the next ones.
+constexpr std::size_t kMostHeld = 64;
+// Larger replies leave in frames of their own rather than be copied into a batch.
+constexpr std::size_t kMostBatchedBody = 64 * 1024;
+}  // namespace
+
 void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
-  // A step bounds what it holds back, so that a long batch of calls does not hold their first
-  // replies until its end: a full outbox leaves at once, and the step holds the next ones.
-  constexpr std::size_t kMostHeld = 64;
   std::lock_guard lock(router_mu);
+  send_now_locked(routing, std::move(frames));
+}
+
+void Server::Impl::send_now_locked(const std::string& routing, wire::Frames frames) {
   if (server::WorkerPool::in_poll_step()) {
-    if (outbox.size() >= kMostHeld && flush_outbox_locked()) wake_poller_if_readable();
+    if (frames.size() == 1 && frames.front().size() <= kMostBatchedBody &&
+        is_reply_or_error(frames.front()) &&
+        hold_for_batch_locked(routing, frames.front().to_string_view()))
+      return;
+    if (outbox.size() + held_messages >= kMostHeld && flush_outbox_locked())
+      wake_poller_if_readable();
     outbox.emplace_back(routing, std::move(frames));
     return;
   }
@@ -680,40 +718,56 @@ void Server::Impl::send_now(const std::string& routing, wire::Frames frames) {
     stream->write_queued();
 }
 
+void Server::Impl::send_reply(const std::string& routing, wire::Encoder& enc) {
+  // The common case, a small reply made in a poll step to a ZeroMQ client that takes batches,
+  // costs one copy of its bytes and no allocation; any other is sent in frames.
+  const bool batchable = enc.blobs().empty() && enc.body().size() <= kMostBatchedBody &&
+                         server::WorkerPool::in_poll_step() &&
+                         !server::StreamListener::is_peer(routing);
+  std::lock_guard lock(router_mu);
+  if (batchable &&
+      hold_for_batch_locked(routing, std::string_view(enc.body().data(), enc.body().size())))
+    return;
+  send_now_locked(routing, wire::to_frames(enc));
+}
+
+bool Server::Impl::hold_for_batch_locked(const std::string& routing, std::string_view body) {
+  if (!batch_peers.count(routing)) return false;
+  if (outbox.size() + held_messages >= kMostHeld && flush_outbox_locked())
+    wake_poller_if_readable();
+  auto peer = held.begin();
+  const auto in_use = held.begin() + static_cast<std::ptrdiff_t>(held_peers);
+  while (peer != in_use && peer->first != routing) ++peer;
+  if (peer == in_use) {
+    if (held_peers == held.size()) held.emplace_back();
+    peer = held.begin() + static_cast<std::ptrdiff_t>(held_peers++);
+    peer->first = routing;
+  }
+  peer->second.add(body);
+  ++held_messages;
+  return true;
+}
+
 void Server::Impl::flush_outbox() {
   std::lock_guard lock(router_mu);
   if (flush_outbox_locked()) wake_poller_if_readable();
 }
 
 bool Server::Impl::flush_outbox_locked() {
-  if (outbox.empty()) return false;
+  if (outbox.empty() && held_peers == 0) return false;
   bool to_router = false;
-  if (outbox.size() == 1) {
-    // Nothing to batch it with (the reply of every synchronous call): no grouping to build.
-    to_router = send_locked(outbox.front().first, outbox.front().second);
-  } else {
-    // Replies without blob frames to a peer that takes batches: one message for the lot, so
-    // that many calls in flight cost ZeroMQ (and both sides' I/O threads) one message, not one
-    // each.
-    std::unordered_map<std::string_view, std::vector<wire::Frames*>> batches;
-    for (auto& [routing, frames] : outbox) {
-      if (frames.size() == 1 && is_reply_or_error(frames.front()) && batch_peers.count(routing))
-        batches[routing].push_back(&frames);
-      else
-        to_router |= send_locked(routing, frames);
-    }
-    for (auto& [routing, replies] : batches) {
-      const std::string peer(routing);
-      if (replies.size() == 1) {
-        to_router |= send_locked(peer, *replies.front());
-        continue;
-      }
-      auto frames = wire::encode_batch(
-          replies.size(), [&](std::size_t i) -> auto& { return replies[i]->front(); });
-      to_router |= send_locked(peer, frames);
-    }
-  }
+  for (auto& [routing, frames] : outbox) to_router |= send_locked(routing, frames);
   outbox.clear();
+  // Replies held for a peer that takes batches leave as one message, so that many calls in
+  // flight cost ZeroMQ (and both sides' I/O threads) one message, not one each. A lone reply
+  // (every synchronous call's) leaves as itself.
+  for (std::size_t i = 0; i < held_peers; ++i) {
+    wire::Frames frames;
+    frames.push_back(held[i].second.take());
+    to_router |= send_locked(held[i].first, frames);
+  }
+  held_peers = 0;
+  held_messages = 0;
   if (stream) stream->write_queued();  // one system call per connection for the lot
   return to_router;
 }
@@ -780,17 +834,38 @@ void Server::Impl::reject(const std::string& routing, std::uint64_t request_id,
   send_now(routing, encode_error(request_id, wire::WireError::from(e, kind_of(e))));
 }
 
-void Server::Impl::handle(Received received) {
-  const std::string& routing = received.routing;
+void Server::Impl::handle_next() {
+  Received& head = inbox.front();
+  if (!head.batch) {
+    Received received = std::move(head);
+    inbox.pop_front();
+    const std::string_view body = received.frames.front().to_string_view();
+    handle(received.routing, std::move(received.frames), nullptr, body);
+    return;
+  }
+  // A BATCH stays at the head of the inbox until its last message is taken, so that a thread
+  // that takes the polling over while this one runs a slow call goes on with the next.
+  const auto& bin = head.batch->field(1).via.array.ptr[head.next].via.bin;
+  const std::string_view body(bin.ptr, bin.size);
+  if (++head.next < head.batch->field(1).via.array.size) {
+    handle(std::string(head.routing), {}, head.batch, body);
+    return;
+  }
+  Received received = std::move(head);
+  inbox.pop_front();
+  handle(received.routing, {}, std::move(received.batch), body);
+}
+
+void Server::Impl::handle(const std::string& routing, wire::Frames frames,
+                          std::shared_ptr<const wire::Inbound> batch, std::string_view body) {
   // Read before parsing, so that a call refused by the parser still fails at its caller
   // instead of leaving it waiting.
-  const bool batched = received.batch != nullptr;
-  const std::uint64_t request_id =
-      wire::peek_request_id(batched ? received.body : received.frames.front().to_string_view());
+  const bool batched = batch != nullptr;
+  const std::uint64_t request_id = wire::peek_request_id(body);
   std::shared_ptr<wire::Inbound> in;
   try {
-    in = batched ? wire::Inbound::parse_batched(std::move(received.batch), received.body, limits)
-                 : wire::Inbound::parse(std::move(received.frames), limits);
+    in = batched ? wire::Inbound::parse_batched(std::move(batch), body, limits)
+                 : wire::Inbound::parse(std::move(frames), limits);
   } catch (const std::exception& e) {
     reject(routing, sessions.count(routing) ? request_id : 0, e);
     return;
@@ -803,7 +878,7 @@ void Server::Impl::handle(Received received) {
 }
 
 void Server::Impl::unbatch(const std::string& routing, std::shared_ptr<const wire::Inbound> batch) {
-  // The C++ client sends at most 32; the bound keeps one message from filling the inbox.
+  // The protocol's bound (section 2); the C++ client sends at most 32.
   constexpr std::uint32_t kMostBatched = 1024;
   const msgpack::object& list = batch->field(1);
   if (list.type != msgpack::type::ARRAY) throw ProtocolError("a batch holds no array");
@@ -813,15 +888,8 @@ void Server::Impl::unbatch(const std::string& routing, std::shared_ptr<const wir
   for (std::uint32_t i = 0; i < list.via.array.size; ++i)
     if (list.via.array.ptr[i].type != msgpack::type::BIN)
       throw ProtocolError("a batched message is not bin");
-  std::vector<Received> messages;
-  messages.reserve(list.via.array.size);
-  for (std::uint32_t i = 0; i < list.via.array.size; ++i) {
-    // Each keeps the batch alive rather than copying its body out of it.
-    const auto& bin = list.via.array.ptr[i].via.bin;
-    messages.push_back(Received{routing, {}, batch, {bin.ptr, bin.size}});
-  }
-  inbox.insert(inbox.begin(), std::make_move_iterator(messages.begin()),
-               std::make_move_iterator(messages.end()));
+  // Each message keeps the batch alive rather than copying its body out of it.
+  if (list.via.array.size > 0) inbox.push_front(Received{routing, {}, std::move(batch), 0});
   ++batches;
 }
 
@@ -864,20 +932,19 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
   switch (in->op()) {
     case Op::kCall: {
       std::uint64_t request_id = wire::as_u64(in->field(1), "request id");
-      std::string method;
+      std::string_view method;  // in the message, which outlives the target's making
       std::uint64_t object_id = 0;
       try {
         object_id = wire::as_u64(in->field(2), "object id");
-        method = wire::as_string(in->field(3), "method");
+        method = wire::as_string_view(in->field(3), "method");
         // Fields after the sixth are optional (timeout_ms) or from a later version: ignored.
         if (in->size() < 6) throw ProtocolError("a call has at least 6 fields");
       } catch (const std::exception& e) {
         reject(routing, request_id, e);
         return;
       }
-      auto target =
-          std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner, session.state,
-                                         request_id, std::move(method), object_id);
+      auto target = std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner,
+                                                   session.state, request_id, method, object_id);
       dispatch(std::move(in), &session, std::move(target));
       return;
     }
@@ -1366,9 +1433,7 @@ void Server::Impl::serve() {
     }
     step_time = Clock::now();
     while (!inbox.empty()) {
-      auto received = std::move(inbox.front());
-      inbox.pop_front();
-      handle(std::move(received));
+      handle_next();
       if (!server::WorkerPool::polling_here()) return flush_outbox();
     }
     flush_outbox();

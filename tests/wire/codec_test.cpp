@@ -137,6 +137,39 @@ TEST(Encoder, SmallBytesStayInline) {
 }
 
 // msgpack-c 4.1 alone would pack 2.0 as the integer 2: a float must stay a float on the wire.
+// Replies a server step holds for one peer: one alone leaves as itself, several as a BATCH
+// whose bins are their bodies in order, and the batch is empty and reusable once taken.
+TEST(HeldBatch, OneBodyLeavesAloneAndSeveralLeaveAsABatchInOrder) {
+  wire::HeldBatch held;
+  const std::string lone = packed_value(std::make_tuple(6, 41, 2));
+  held.add(lone);
+  EXPECT_EQ(held.count(), 1u);
+  EXPECT_EQ(held.take().to_string(), lone);
+  EXPECT_EQ(held.count(), 0u);
+
+  // Bodies around the bin format's size steps (bin 8 and bin 16 headers).
+  std::vector<std::string> bodies;
+  for (std::size_t size : {3, 255, 256, 70000})
+    bodies.push_back(packed_value(std::make_tuple(6, size, std::string(size, 'x'))));
+  for (std::size_t round = 0; round < 2; ++round) {
+    for (const auto& body : bodies) held.add(body);
+    ASSERT_EQ(held.count(), bodies.size());
+    wire::Frames frames;
+    frames.push_back(held.take());
+    auto batch = wire::Inbound::parse(std::move(frames), {});
+    ASSERT_EQ(batch->op(), wire::Op::kBatch);
+    const auto& list = batch->field(1);
+    ASSERT_EQ(list.type, msgpack::type::ARRAY);
+    ASSERT_EQ(list.via.array.size, bodies.size());
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+      const auto& bin = list.via.array.ptr[i];
+      ASSERT_EQ(bin.type, msgpack::type::BIN);
+      EXPECT_EQ(std::string(bin.via.bin.ptr, bin.via.bin.size), bodies[i]) << "body " << i;
+    }
+    EXPECT_EQ(held.count(), 0u);
+  }
+}
+
 TEST(Encoder, FloatsWithoutAFractionStayFloats) {
   wire::Encoder enc;
   enc.pack(2.0);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 
 namespace zmanager::wire {
@@ -167,6 +168,47 @@ Frames to_frames(Encoder& enc) {
   }
   enc.blobs().clear();
   return frames;
+}
+
+namespace {
+/// msgpack's packer writes into any stream with write(); this one appends to a string.
+struct StringWriter {
+  std::string& out;
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+}  // namespace
+
+void HeldBatch::add(std::string_view body) {
+  const std::size_t before = bins_.size();
+  StringWriter writer{bins_};
+  msgpack::packer<StringWriter> pk(writer);
+  pk.pack_bin(static_cast<std::uint32_t>(body.size()));
+  if (count_++ == 0) first_header_ = bins_.size() - before;
+  bins_.append(body);
+}
+
+zmq::message_t HeldBatch::take() {
+  zmq::message_t message;
+  if (count_ == 1) {
+    message.rebuild(bins_.data() + first_header_, bins_.size() - first_header_);
+  } else {
+    std::string header;
+    StringWriter writer{header};
+    msgpack::packer<StringWriter> pk(writer);
+    pack_batch_header(pk, count_);
+    message.rebuild(header.size() + bins_.size());
+    auto* out = static_cast<char*>(message.data());
+    std::memcpy(out, header.data(), header.size());
+    std::memcpy(out + header.size(), bins_.data(), bins_.size());
+  }
+  // A buffer grown by a burst of large replies is not kept: a server keeps one per peer.
+  constexpr std::size_t kMostKept = 64 * 1024;
+  if (bins_.capacity() > kMostKept)
+    std::string().swap(bins_);
+  else
+    bins_.clear();
+  count_ = 0;
+  return message;
 }
 
 void send_frames(zmq::socket_ref socket, Frames& frames) {
