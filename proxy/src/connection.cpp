@@ -20,6 +20,7 @@
 #include "transport.hpp"
 #include "zmanager/wire/log.hpp"
 #include "zmanager/wire/protocol.hpp"
+#include "zmanager/wire/recycling.hpp"
 
 namespace zmanager {
 namespace {
@@ -694,7 +695,9 @@ void Connection::hurry_keeper() {
 
 std::shared_ptr<detail::CallState> Connection::send(std::uint64_t request_id, wire::Encoder& enc,
                                                     bool want_reply) {
-  auto state = want_reply ? std::make_shared<detail::CallState>(weak_from_this()) : nullptr;
+  auto state = want_reply ? std::allocate_shared<detail::CallState>(
+                                wire::Recycling<detail::CallState>(), weak_from_this())
+                          : nullptr;
   enqueue(Outgoing{request_id, wire::to_frames(enc), state, enc.session()});
   return state;
 }

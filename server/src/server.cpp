@@ -26,6 +26,7 @@
 #include "stream_listener.hpp"
 #include "zmanager/wire/log.hpp"
 #include "zmanager/wire/protocol.hpp"
+#include "zmanager/wire/recycling.hpp"
 
 namespace zmanager {
 
@@ -943,8 +944,9 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
         reject(routing, request_id, e);
         return;
       }
-      auto target = std::make_shared<RemoteTarget>(weak_from_this(), routing, session.owner,
-                                                   session.state, request_id, method, object_id);
+      auto target = std::allocate_shared<RemoteTarget>(
+          wire::Recycling<RemoteTarget>(), weak_from_this(), routing, session.owner, session.state,
+          request_id, method, object_id);
       dispatch(std::move(in), &session, std::move(target));
       return;
     }

@@ -1,4 +1,5 @@
 #include "zmanager/wire/protocol.hpp"
+#include "zmanager/wire/recycling.hpp"
 
 #include <sodium.h>
 
@@ -64,7 +65,7 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
   if (bytes > limits.max_message_bytes)
     throw LimitError("message of " + std::to_string(bytes) + " bytes exceeds the limit of " +
                      std::to_string(limits.max_message_bytes));
-  auto in = std::make_shared<Inbound>(Key{});
+  auto in = std::allocate_shared<Inbound>(Recycling<Inbound>(), Key{});
   in->self_ = in;
   in->bytes_ = bytes;
   // Moving the vector keeps every element in place; moving one small zmq message would not (its
@@ -84,7 +85,7 @@ std::shared_ptr<Inbound> Inbound::parse(Frames frames, const Limits& limits) {
 
 std::shared_ptr<Inbound> Inbound::parse_batched(std::shared_ptr<const Inbound> batch,
                                                 std::string_view body, const Limits& limits) {
-  auto in = std::make_shared<Inbound>(Key{});
+  auto in = std::allocate_shared<Inbound>(Recycling<Inbound>(), Key{});
   in->self_ = in;
   in->bytes_ = body.size();
   in->batch_ = std::move(batch);
