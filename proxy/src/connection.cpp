@@ -236,8 +236,6 @@ class Connection final : public detail::Channel {
   void add_pending(Outgoing out);
   /// Removes an answered call from pending_; returns its state.
   std::shared_ptr<detail::CallState> take_pending(PendingMap::iterator it);
-  /// With mu_ held: what queue_ holds, leaving it empty.
-  std::vector<Outgoing> take_queue_locked();
   /// Sends what other threads queued; false once the connection is closing.
   bool send_queued();
   /// Reads and handles every message that has arrived; true if any completed a call.
@@ -640,6 +638,9 @@ void Connection::enqueue(Outgoing out) {
       // kMostBatched: a ZeroMQ message and a read on the server each, not one per call, which
       // is most of what a call costs on either side. Nagle's algorithm in TCP holds small
       // writes while others are unacknowledged for the same reason.
+      // Room for a whole batch at once: growing from empty cost a few reallocations (and moves
+      // of what was held) per batch. A synchronous call is never held, and allocates nothing.
+      if (queue_.capacity() == 0) queue_.reserve(kMostBatched);
       queue_.push_back(std::move(out));
       queued = true;
       if (holds_ == 0) {
@@ -740,7 +741,7 @@ void Connection::give_back_socket() {
         socket_taken_ = false;
         break;
       }
-      batch = take_queue_locked();
+      batch.swap(queue_);
       held_unsent_ = false;
     }
     transmit_all(batch);
@@ -844,21 +845,12 @@ std::shared_ptr<detail::CallState> Connection::take_pending(PendingMap::iterator
   return state;
 }
 
-std::vector<Connection::Outgoing> Connection::take_queue_locked() {
-  std::vector<Outgoing> taken;
-  taken.swap(queue_);
-  // Room for a whole batch at once, where growing from empty cost a few reallocations (and
-  // moves) per batch.
-  queue_.reserve(kMostBatched);
-  return taken;
-}
-
 bool Connection::send_queued() {
   std::vector<Outgoing> batch;
   {
     std::lock_guard lock(mu_);
     if (closing_) return false;
-    batch = take_queue_locked();
+    batch.swap(queue_);
     held_unsent_ = false;
   }
   transmit_all(batch);
