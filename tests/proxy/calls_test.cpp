@@ -206,6 +206,33 @@ TEST_F(Calls, LargeBytesTravelAsFramesBothWays) {
   EXPECT_EQ(maths.length(zmanager::Bytes("small")), 5u);  // inline, under the frame threshold
 }
 
+// Replies to calls in flight together leave the server in one BATCH when they are small; a
+// large reply, a reply with blob frames and an error among them each still reach their caller.
+TEST_F(Calls, RepliesOfEveryShapeInFlightTogetherEachReachTheirCaller) {
+  auto maths = manager.create<Maths>("Maths");
+  auto async = maths.async();
+  const std::string long_name(100 * 1024, 'n');  // a reply body past what a batch takes in
+  zmanager::Bytes blob(128 * 1024);              // a reply with a blob frame
+  std::vector<zmanager::Future<int>> sums;
+  std::vector<zmanager::Future<std::string>> greetings;
+  std::vector<zmanager::Future<zmanager::Bytes>> reversed;
+  std::vector<zmanager::Future<int>> failures;
+  for (int i = 0; i < 200; ++i) {
+    sums.push_back(async.add(i, 1));
+    if (i % 20 == 0) greetings.push_back(async.greet(i % 40 == 0 ? long_name : "x"));
+    if (i % 50 == 0) reversed.push_back(async.reverse(blob));
+    if (i % 70 == 0) failures.push_back(async.fail_key("k" + std::to_string(i)));
+  }
+  for (std::size_t i = 0; i < sums.size(); ++i) {
+    ASSERT_TRUE(sums[i].wait_for(10s)) << i;
+    EXPECT_EQ(sums[i].get(), static_cast<int>(i) + 1);
+  }
+  for (std::size_t i = 0; i < greetings.size(); ++i)
+    EXPECT_EQ(greetings[i].get(), "hello " + (i % 2 == 0 ? long_name : std::string("x"))) << i;
+  for (auto& r : reversed) EXPECT_EQ(r.get().size(), blob.size());
+  for (auto& f : failures) EXPECT_THROW(f.get(), zmanager::KeyError);
+}
+
 TEST_F(Calls, ProxiesPassedAsArgumentsAndReturnedReachTheSameObject) {
   auto maths = manager.create<Maths>("Maths");
   auto holder = manager.create<Holder>("Holder");
