@@ -527,6 +527,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void receive_local(std::deque<Received>& into, const std::vector<epoll_event>& ready,
                      std::size_t max);
   void sweep(Clock::time_point now);
+  /// The session of `routing`'s peer, or null: polling thread only.
+  Session* find_session(const std::string& routing);
   void end_session(const std::string& routing, const char* why);
   /// Keeps the last few thousand ended sessions' peers, so that a late message from one (a
   /// client that was paused past its ttl) is told its session ended rather than that it never
@@ -577,7 +579,12 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::atomic<bool> stop_requested{false};
   Clock::time_point step_time;  // when the current poll step began; polling thread only
   std::atomic<bool> stopped{false};
-  std::unordered_map<std::string, Session> sessions;      // by routing id; polling thread only
+  std::unordered_map<std::string, Session> sessions;  // by routing id; polling thread only
+  // The session find_session() found last, checked first for the next message: a BATCH's
+  // calls all come from one peer. Forgotten when any session ends (a map's elements stay where
+  // they are when others are added).
+  Session* last_session = nullptr;
+  std::string last_session_routing;
   std::unordered_map<std::string, Handshake> handshakes;  // by routing id; polling thread only
   // Read, not yet handled; polling thread only. A step that loses the polling while it runs a
   // call (see dispatch()) leaves the rest to the thread that took it over.
@@ -733,13 +740,14 @@ void Server::Impl::send_reply(const std::string& routing, wire::Encoder& enc) {
 }
 
 bool Server::Impl::hold_for_batch_locked(const std::string& routing, std::string_view body) {
-  if (!batch_peers.count(routing)) return false;
   if (outbox.size() + held_messages >= kMostHeld && flush_outbox_locked())
     wake_poller_if_readable();
   auto peer = held.begin();
   const auto in_use = held.begin() + static_cast<std::ptrdiff_t>(held_peers);
   while (peer != in_use && peer->first != routing) ++peer;
   if (peer == in_use) {
+    // A peer that holds replies in this step already takes batches: only a new one is looked up.
+    if (!batch_peers.count(routing)) return false;
     if (held_peers == held.size()) held.emplace_back();
     peer = held.begin() + static_cast<std::ptrdiff_t>(held_peers++);
     peer->first = routing;
@@ -908,8 +916,8 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
     default:
       break;
   }
-  auto it = sessions.find(routing);
-  if (it == sessions.end()) {
+  Session* const found = find_session(routing);
+  if (!found) {
     std::uint64_t request_id = 0;
     if (in->op() == Op::kCall && in->size() > 1 &&
         in->field(1).type == msgpack::type::POSITIVE_INTEGER)
@@ -928,7 +936,7 @@ void Server::Impl::handle_message(const std::string& routing, std::shared_ptr<wi
                                                 "ConnectionError", message, "", ""}));
     return;
   }
-  Session& session = it->second;
+  Session& session = *found;
   session.last_seen = step_time;
   switch (in->op()) {
     case Op::kCall: {
@@ -1055,9 +1063,18 @@ void Server::Impl::authenticate(const std::string& routing, const wire::Inbound&
   send_now(routing, wire::to_frames(enc));
 }
 
+Server::Impl::Session* Server::Impl::find_session(const std::string& routing) {
+  if (last_session && last_session_routing == routing) return last_session;
+  auto it = sessions.find(routing);
+  if (it == sessions.end()) return nullptr;
+  last_session_routing = routing;
+  return last_session = &it->second;
+}
+
 void Server::Impl::end_session(const std::string& routing, const char* why) {
   auto it = sessions.find(routing);
   if (it == sessions.end()) return;
+  last_session = nullptr;
   OwnerId owner = it->second.owner;
   std::string name = std::move(it->second.name);
   auto watched = std::move(it->second.watched);
