@@ -864,13 +864,17 @@ bool Connection::read_available() {
       auto in = wire::Inbound::parse(std::move(*frames), limits_);
       if (in->op() == Op::kBatch) {
         completed |= handle_batch(std::move(in));
-        continue;
+      } else {
+        completed |= in->op() == Op::kReply || in->op() == Op::kError;
+        handle(std::move(in));
       }
-      completed |= in->op() == Op::kReply || in->op() == Op::kError;
-      handle(std::move(in));
     } catch (const std::exception& e) {
       log::warn("dropped a malformed message from ", address_, ": ", e.what());
     }
+    // With no call left awaiting a reply (a synchronous call's came), whatever else arrived is
+    // left to the next read: every wait looks for a waiting message before it sleeps, and a
+    // read that finds nothing costs ZeroMQ a look at its mailbox, and the stream a system call.
+    if (pending_.empty()) break;
   }
   awaiting_replies_.store(!pending_.empty(), std::memory_order_relaxed);
   if (completed) notify_waiters();
