@@ -310,8 +310,9 @@ class Connection final : public detail::Channel {
   std::atomic<bool> awaiting_replies_{false};
   // Nodes of answered calls, for the next calls: a node allocated per call showed in profiles.
   std::vector<PendingMap::node_type> spare_nodes_;
-  std::vector<Outgoing> batch_;   // being gathered by transmit_all (kept for its capacity)
-  detail::ReplySpin reply_spin_;  // whether pump() polls before it sleeps
+  std::vector<Outgoing> batch_;    // being gathered by transmit_all (kept for its capacity)
+  wire::HeldBatch batch_message_;  // the BATCH send_batch() makes of it (kept for its buffer)
+  detail::ReplySpin reply_spin_;   // whether pump() polls before it sleeps
   // Reading the clock for every message showed in profiles: messages set these flags, and the
   // times are taken once per poll in keep_alive().
   Clock::time_point last_heard_;
@@ -809,8 +810,9 @@ void Connection::send_batch(std::vector<Outgoing>& batch) {
     batch.clear();
     return;
   }
-  auto frames = wire::encode_batch(
-      batch.size(), [&](std::size_t i) -> auto& { return batch[i].frames.front(); });
+  for (auto& out : batch) batch_message_.add(out.frames.front().to_string_view());
+  wire::Frames frames;
+  frames.push_back(batch_message_.take());
   transport_->send(frames, false);
   // Calls are kept until answered, each on its own: one the server says it never got is sent
   // again alone.

@@ -136,7 +136,6 @@ TEST(Encoder, SmallBytesStayInline) {
   EXPECT_TRUE(enc.blobs().empty());
 }
 
-// msgpack-c 4.1 alone would pack 2.0 as the integer 2: a float must stay a float on the wire.
 // Replies a server step holds for one peer: one alone leaves as itself, several as a BATCH
 // whose bins are their bodies in order, and the batch is empty and reusable once taken.
 TEST(HeldBatch, OneBodyLeavesAloneAndSeveralLeaveAsABatchInOrder) {
@@ -170,6 +169,7 @@ TEST(HeldBatch, OneBodyLeavesAloneAndSeveralLeaveAsABatchInOrder) {
   }
 }
 
+// msgpack-c 4.1 alone would pack 2.0 as the integer 2: a float must stay a float on the wire.
 TEST(Encoder, FloatsWithoutAFractionStayFloats) {
   wire::Encoder enc;
   enc.pack(2.0);

@@ -196,13 +196,15 @@ zmq::message_t HeldBatch::take() {
     std::string header;
     StringWriter writer{header};
     msgpack::packer<StringWriter> pk(writer);
-    pack_batch_header(pk, count_);
+    pk.pack_array(2);
+    pk.pack(static_cast<std::uint8_t>(Op::kBatch));
+    pk.pack_array(static_cast<std::uint32_t>(count_));
     message.rebuild(header.size() + bins_.size());
     auto* out = static_cast<char*>(message.data());
     std::memcpy(out, header.data(), header.size());
     std::memcpy(out + header.size(), bins_.data(), bins_.size());
   }
-  // A buffer grown by a burst of large replies is not kept: a server keeps one per peer.
+  // A buffer grown by a burst of large messages is not kept: a server keeps one per peer.
   constexpr std::size_t kMostKept = 64 * 1024;
   if (bins_.capacity() > kMostKept)
     std::string().swap(bins_);

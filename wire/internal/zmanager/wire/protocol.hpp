@@ -123,16 +123,10 @@ std::uint64_t peek_request_id(std::string_view body);
 
 /// Turns an encoder's output into frames: the body, then one frame per blob.
 Frames to_frames(Encoder& enc);
-/// The start of a BATCH message's body (docs/protocol.md, section 2): its op, and the head of
-/// the array of `count` bins that must follow.
-template <class Stream>
-void pack_batch_header(msgpack::packer<Stream>& pk, std::size_t count) {
-  pk.pack_array(2);
-  pk.pack(static_cast<std::uint8_t>(Op::kBatch));
-  pk.pack_array(static_cast<std::uint32_t>(count));
-}
-/// Messages held to leave together as one BATCH: each body is written as a msgpack bin as it
-/// comes, so that making the BATCH costs one copy of the lot and no allocation per message.
+/// Messages held to leave together as one BATCH (docs/protocol.md, section 2): the replies a
+/// server's poll step holds for one client, the calls a client sends together. Each body is
+/// written as a msgpack bin as it comes, so that making the BATCH costs one copy of the lot and
+/// no allocation per message.
 class HeldBatch {
  public:
   void add(std::string_view body);
@@ -146,20 +140,6 @@ class HeldBatch {
   std::size_t count_ = 0;
   std::size_t first_header_ = 0;  // the first bin's header length, to send one body alone
 };
-/// A BATCH message (docs/protocol.md, section 2) of `count` single-frame messages, the i-th
-/// body being `body_at(i)` (a zmq::message_t).
-template <class BodyAt>
-Frames encode_batch(std::size_t count, BodyAt&& body_at) {
-  Encoder enc;
-  auto& pk = enc.packer();
-  pack_batch_header(pk, count);
-  for (std::size_t i = 0; i < count; ++i) {
-    const zmq::message_t& body = body_at(i);
-    pk.pack_bin(static_cast<std::uint32_t>(body.size()));
-    pk.pack_bin_body(static_cast<const char*>(body.data()), body.size());
-  }
-  return to_frames(enc);
-}
 /// Reads a uint64 field, throwing ProtocolError otherwise.
 std::uint64_t as_u64(const msgpack::object& o, std::string_view what);
 std::string as_string(const msgpack::object& o, std::string_view what);
