@@ -1,6 +1,6 @@
 // bench_zmanager: one scenario of the side-by-side benchmark (bench/README.md) run on zmanager.
 //   bench_zmanager --scenario NAME [--seconds S] [--window W] [--clients N] [--items K]
-//                  [--transport zmq|unix] [--batch on|off] [--spin US]
+//                  [--transport zmq|unix] [--batch on|off] [--spin US] [--segments on|off]
 // prints one JSON line on stdout, e.g.
 //   {"impl": "zmanager", "scenario": "sync_add", "value": 2450.3, "unit": "ops/s", ...}
 //
@@ -101,6 +101,9 @@ struct Args {
   bool batch = false;
   // ManagerOptions::spin_before_sleep of every client, in microseconds; -1: the default.
   std::int64_t spin_us = -1;
+  // Shared segments for same-host clients' large blobs (ServerOptions::segment_pool_bytes);
+  // off: every byte goes through the socket, as it would between hosts.
+  bool segments = true;
 };
 
 std::int64_t parse_int(const std::string& s, std::int64_t lo, std::int64_t hi, const char* what) {
@@ -137,6 +140,10 @@ Args parse(int argc, char** argv) {
       if (value != "zmq" && value != "unix")
         throw std::invalid_argument("--transport must be zmq or unix");
       a.transport = value;
+    } else if (opt == "--segments") {
+      if (value != "on" && value != "off")
+        throw std::invalid_argument("--segments must be on or off");
+      a.segments = value == "on";
     } else if (opt == "--batch") {
       if (value != "on" && value != "off") throw std::invalid_argument("--batch must be on or off");
       a.batch = value == "on";
@@ -281,13 +288,15 @@ struct ServerProcess {
   std::string address;
 };
 
-int serve(const std::string& authkey, int address_fd, const std::string& transport) {
+int serve(const std::string& authkey, int address_fd, const std::string& transport, bool segments) {
   try {
     // Abstract (no file to remove), named after this process so that runs never collide.
     std::string local;
     if (transport == "unix") local = "unix://@zmanager-bench-" + std::to_string(::getpid());
-    zmanager::SyncManager manager(
-        {.address = "tcp://127.0.0.1:0", .local_address = local, .authkey = authkey});
+    zmanager::SyncManager manager({.address = "tcp://127.0.0.1:0",
+                                   .local_address = local,
+                                   .authkey = authkey,
+                                   .segment_pool_bytes = segments ? std::size_t{256} << 20 : 0});
     manager.register_type<Maths>("Maths");
     manager.register_shared_dict(kBoard);
     zmanager::Server& server = manager.get_server();
@@ -302,7 +311,8 @@ int serve(const std::string& authkey, int address_fd, const std::string& transpo
 }
 
 /// Forks the server. Must run before this process has any thread.
-ServerProcess start_server(const std::string& authkey, const std::string& transport) {
+ServerProcess start_server(const std::string& authkey, const std::string& transport,
+                           bool segments) {
   int fds[2];
   check(::pipe2(fds, O_CLOEXEC) == 0, std::string("pipe2: ") + std::strerror(errno));
   pid_t parent = ::getpid();
@@ -313,7 +323,7 @@ ServerProcess start_server(const std::string& authkey, const std::string& transp
     // A server whose benchmark died would serve nobody forever.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent) ::_exit(1);
-    std::exit(serve(authkey, fds[1], transport));
+    std::exit(serve(authkey, fds[1], transport, segments));
   }
   ::close(fds[1]);
   ServerProcess server{Child(pid), {}};
@@ -1141,7 +1151,7 @@ int bench_main(const Args& args) {
 
   std::string authkey = random_key();
   // First, while this process has no thread.
-  ServerProcess server = start_server(authkey, args.transport);
+  ServerProcess server = start_server(authkey, args.transport, args.segments);
   Json result;
   {
     zmanager::SyncManager m(manager_options(server.address, authkey, args));
@@ -1169,7 +1179,8 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     std::cerr << "bench_zmanager: " << e.what()
               << "\nusage: bench_zmanager --scenario NAME [--seconds S] [--window W]"
-                 " [--clients N] [--items K] [--transport zmq|unix] [--spin US]\n";
+                 " [--clients N] [--items K] [--transport zmq|unix] [--spin US]"
+                 " [--segments on|off]\n";
     return 2;
   }
   if (!args.child.empty()) return child_main(args);

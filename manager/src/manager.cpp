@@ -33,6 +33,7 @@ ServerOptions server_options(const ManagerOptions& m, const std::string& authkey
   s.heartbeat_interval = m.heartbeat_interval;
   s.session_ttl = m.session_ttl;
   s.threads = m.threads;
+  s.segment_pool_bytes = m.segment_pool_bytes;
   return s;
 }
 

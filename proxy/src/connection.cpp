@@ -405,7 +405,7 @@ void Connection::on_challenge(const wire::Inbound& in) {
   auto frames = wire::to_frames(enc);
   transport_->send(frames, false);
   auth_sent_ = true;
-  if (server_version_.load() >= 5 && server_proved) transport_->use_segments();
+  if (server_proved) transport_->use_segments(server_version_.load());
   if (!server_proved)
     handshake_refused(
         error_maker<AuthenticationError>("the server at '" + address_ +

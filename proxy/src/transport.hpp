@@ -28,14 +28,16 @@ class Transport {
   /// Waits until a message may have arrived, `wake_fd` (if not -1) is readable, or `timeout`
   /// passes; true when `wake_fd` is readable.
   virtual bool wait(std::chrono::milliseconds timeout, int wake_fd) = 0;
-  /// Why the connection broke since last asked (the server closed it: it stopped or died),
-  /// if the transport can tell; ZeroMQ reconnects silently and cannot.
+  /// Why the connection broke since last asked (the server closed it: it stopped or died), if
+  /// the transport can tell (ZeroMQ reconnects silently and cannot), or why its session must
+  /// end (the server sent a malformed transport message).
   virtual std::optional<std::string> take_break() = 0;
   /// Sends what is queued, waiting up to the linger time, and closes.
   virtual void close_and_flush() = 0;
-  /// The server takes shared segments (protocol version 5): large blobs may go through them
-  /// on this connection, where the transport has them (the same-host stream).
-  virtual void use_segments() {}
+  /// A session opened with a server of `server_version`: large blobs may go through shared
+  /// segments on this connection, where the transport has them (the same-host stream from
+  /// version 5; ZeroMQ on the server's host from version 6).
+  virtual void use_segments(std::uint64_t server_version) { (void)server_version; }
   /// Whether a thread waiting for a reply should poll before it sleeps (ReplySpin). Not through
   /// ZeroMQ: the reply comes through the client's own I/O thread, which a polling thread keeps
   /// from a CPU (on 2 vCPUs, polling for 50 to 200 us made sync calls slower as often as faster).

@@ -31,6 +31,8 @@ class SegmentPool : public std::enable_shared_from_this<SegmentPool> {
 
   /// At most `capacity` bytes of segments, each at most `largest` bytes.
   SegmentPool(std::size_t capacity, std::size_t largest) : capacity_(capacity), largest_(largest) {}
+  /// Whether it may make segments at all (a capacity of 0 turns them off).
+  bool lends() const { return capacity_ > 0; }
 
   /// Up to `count` free segments of at least `min_size` bytes, of the size segment_size_for()
   /// gives it: free ones first, then new ones while the pool is under its capacity. None when

@@ -27,6 +27,7 @@
 #include "zmanager/wire/log.hpp"
 #include "zmanager/wire/protocol.hpp"
 #include "zmanager/wire/recycling.hpp"
+#include "zmq_segments.hpp"
 
 namespace zmanager {
 
@@ -487,6 +488,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   void handle(const std::string& routing, wire::Frames frames,
               std::shared_ptr<const wire::Inbound> batch, std::string_view body);
   void handle_message(const std::string& routing, std::shared_ptr<wire::Inbound> in, bool batched);
+  /// A ZeroMQ message whose first frame is the transport's own: a control message (handled;
+  /// false) or the placement of its blob frames (put in `frames`; true when the message, its
+  /// placement frame taken off, is to be handled). Malformed ones are refused.
+  bool on_transport_frame(const std::string& routing, wire::Frames& frames);
   /// Puts a client's BATCH at the head of the inbox, its messages to be handled in order, each
   /// as if it had come alone. A batch that is not an array of bins, or too long, is
   /// refused whole.
@@ -568,6 +573,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // connections are read by the poll step beside the ZeroMQ socket, and sent to under
   // router_mu like it.
   std::unique_ptr<server::StreamListener> stream;
+  // Shared segments (docs/protocol.md, 1.2 and 1.3), for same-host clients of either transport.
+  const std::shared_ptr<server::SegmentPool> segment_pool =
+      std::make_shared<server::SegmentPool>(options.segment_pool_bytes, options.max_message_bytes);
+  server::ZmqSegments zmq_segments{segment_pool};
   // Whether the ROUTER may hold a message its descriptor will not signal. ZMQ_FD signals an
   // edge: once a read has drained the socket, the descriptor signals the next arrival, unless
   // a ZeroMQ operation in between took the signal: any send (one by a thread outside the poll
@@ -630,7 +639,7 @@ Server::Impl::Impl(Registry reg, ServerOptions opts)
     if (!options.local_address.empty())
       throw ValueError("local_address is for a server whose address is not a unix:// one");
     stream = std::make_unique<server::StreamListener>(options.address, limits, poll_set.fd(),
-                                                      options.segment_pool_bytes);
+                                                      segment_pool);
     bound = options.address;
     return;
   }
@@ -645,7 +654,7 @@ Server::Impl::Impl(Registry reg, ServerOptions opts)
       throw ValueError("local_address must be a unix:// address, not '" + options.local_address +
                        "'");
     stream = std::make_unique<server::StreamListener>(options.local_address, limits, poll_set.fd(),
-                                                      options.segment_pool_bytes);
+                                                      segment_pool);
   }
 }
 
@@ -688,6 +697,19 @@ bool Server::Impl::send_locked(const std::string& routing, wire::Frames& frames)
   }
   router_unsure.store(true, std::memory_order_relaxed);
   try {
+    if (frames.size() > 1 && zmq_segments.any_takers()) {
+      auto placed = zmq_segments.place_outgoing(routing, frames);
+      for (auto& map : placed.maps) {
+        router.send(zmq::buffer(routing), zmq::send_flags::sndmore);
+        router.send(map, zmq::send_flags::none);
+      }
+      if (placed.placement) {
+        router.send(zmq::buffer(routing), zmq::send_flags::sndmore);
+        router.send(*placed.placement, zmq::send_flags::sndmore);
+        wire::send_frames(router, frames);
+        return true;
+      }
+    }
     router.send(zmq::buffer(routing), zmq::send_flags::sndmore);
     wire::send_frames(router, frames);
   } catch (const zmq::error_t& e) {
@@ -848,6 +870,12 @@ void Server::Impl::handle_next() {
   if (!head.batch) {
     Received received = std::move(head);
     inbox.pop_front();
+    if (wire::is_transport_frame(received.frames.front()) &&
+        !(stream && server::StreamListener::is_peer(received.routing))) {
+      // A same-host ZeroMQ client's segments (docs/protocol.md, 1.3): the message is the
+      // transport's own, or its first frame places the blob frames that follow.
+      if (!on_transport_frame(received.routing, received.frames)) return;
+    }
     const std::string_view body = received.frames.front().to_string_view();
     handle(received.routing, std::move(received.frames), nullptr, body);
     return;
@@ -863,6 +891,41 @@ void Server::Impl::handle_next() {
   Received received = std::move(head);
   inbox.pop_front();
   handle(received.routing, {}, std::move(received.batch), body);
+}
+
+bool Server::Impl::on_transport_frame(const std::string& routing, wire::Frames& frames) {
+  const bool has_session = find_session(routing) != nullptr;
+  try {
+    const wire::TransportFrame head = wire::read_transport_frame(frames.front());
+    if (head.kind != wire::StreamKind::kMessage) {
+      if (frames.size() != 1) throw ProtocolError("a transport message of more than one frame");
+      auto answers = zmq_segments.on_control(routing, head.kind, head.body, has_session);
+      if (!answers.empty()) {
+        std::lock_guard lock(router_mu);
+        for (auto& answer : answers) {
+          wire::Frames one;
+          one.push_back(std::move(answer));
+          send_now_locked(routing, std::move(one));
+        }
+      }
+      return false;
+    }
+    const std::string placements(head.body);  // the frame goes: the body moves up
+    frames.erase(frames.begin());
+    if (frames.empty()) throw ProtocolError("a placement frame with no message after it");
+    if (!has_session) return true;  // the message is answered no_session, its blobs unread
+    try {
+      zmq_segments.take_placed(routing, placements, frames);
+    } catch (const ValueError& e) {
+      reject(routing, wire::peek_request_id(frames.front().to_string_view()),
+             ProtocolError(e.what()));
+      return false;
+    }
+    return true;
+  } catch (const std::exception& e) {
+    reject(routing, 0, e);
+    return false;
+  }
 }
 
 void Server::Impl::handle(const std::string& routing, wire::Frames frames,
@@ -1084,7 +1147,10 @@ void Server::Impl::end_session(const std::string& routing, const char* why) {
     std::lock_guard lock(router_mu);
     batch_peers.erase(routing);
   }
-  if (stream && server::StreamListener::is_peer(routing)) stream->set_authenticated(routing, false);
+  if (stream && server::StreamListener::is_peer(routing))
+    stream->set_authenticated(routing, false);
+  else
+    zmq_segments.forget(routing);
   session_count = sessions.size();
   remember_ended(routing);
   log::info("session ", owner, " of '", name, "' ended: ", why);
@@ -1377,11 +1443,9 @@ ServerStats Server::Impl::stats() const {
                   {"objects_per_session", table.refused()},
                   {"waiters_per_session", over_waiter_limit.load()},
                   {"sessions", over_session_limit.load()}};
-  if (stream) {
-    const auto segments = stream->segment_counts();
-    s.segments = segments.segments;
-    s.segments_free = segments.free;
-  }
+  const auto segments = segment_pool->counts();
+  s.segments = segments.segments;
+  s.segments_free = segments.free;
   return s;
 }
 

@@ -43,11 +43,8 @@ bool StreamListener::is_peer(std::string_view routing) {
 }
 
 StreamListener::StreamListener(const std::string& address, const wire::Limits& limits, int epoll_fd,
-                               std::size_t segment_bytes)
-    : address_(address),
-      limits_(limits),
-      epoll_fd_(epoll_fd),
-      segments_(std::make_shared<SegmentPool>(segment_bytes, limits.max_message_bytes)) {
+                               std::shared_ptr<SegmentPool> segments)
+    : address_(address), limits_(limits), epoll_fd_(epoll_fd), segments_(std::move(segments)) {
   const wire::UnixAddress where = wire::parse_unix_address(address);
   listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) throw ConnectionError("cannot make a Unix socket: " + os_reason(errno));

@@ -27,10 +27,10 @@ class StreamListener {
   /// ConnectionError when the address is in use or cannot be bound. The listening socket and
   /// every connection are watched in `epoll_fd`, the server's one set for its poll step, with
   /// keys below kFirstForeignKey (the server's own descriptors use the keys above).
-  /// Large blobs to and from the connections that ask for it go through shared segments, of
-  /// `segment_bytes` at most in all (0: none).
+  /// Large blobs to and from the connections that ask for it go through shared segments from
+  /// `segments` (shared with the ZeroMQ clients on this host).
   StreamListener(const std::string& address, const wire::Limits& limits, int epoll_fd,
-                 std::size_t segment_bytes);
+                 std::shared_ptr<SegmentPool> segments);
   ~StreamListener();  // closes every connection; removes the socket file
   StreamListener(const StreamListener&) = delete;
   StreamListener& operator=(const StreamListener&) = delete;
@@ -67,7 +67,6 @@ class StreamListener {
   /// Whether a connection has an open session: only then is it lent segments to write into.
   void set_authenticated(const std::string& routing, bool yes);
 
-  SegmentPool::Counts segment_counts() const { return segments_->counts(); }
   /// Segments one connection may hold lent to write into.
   static constexpr std::size_t kMostLentPerConnection = 8;
 

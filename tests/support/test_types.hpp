@@ -164,10 +164,12 @@ ZMANAGER_EXPOSE(Mailbox, get, post, waiting)
 struct Box {
   void set(zmanager::Value v) { value = std::move(v); }
   zmanager::Value get() const { return value; }
+  /// The value, moved out: its bytes leave without a copy.
+  zmanager::Value take() { return std::exchange(value, zmanager::Value()); }
   std::string kind() const { return std::string(value.kind()); }
   zmanager::Value value;
 };
-ZMANAGER_EXPOSE(Box, set, get, kind)
+ZMANAGER_EXPOSE(Box, set, get, take, kind)
 
 // A method that takes a while, to show other objects are not stalled behind it.
 struct Sleeper {
@@ -212,6 +214,7 @@ inline void register_all(zmanager::BaseManager& m) {
   m.register_shared("shared_queue", std::make_shared<JobQueue>());
   m.register_shared("shared_counter", std::make_shared<Counter>(0));
   m.register_shared("roster", std::make_shared<Roster>());
+  m.register_shared("shared_box", std::make_shared<Box>());
 }
 
 }  // namespace test

@@ -40,6 +40,10 @@ struct ManagerOptions {
   /// How long a client thread waiting for a reply over unix:// polls before it sleeps
   /// (ConnectOptions::spin_before_sleep); zero never polls.
   std::chrono::microseconds spin_before_sleep{50};
+  /// A server started here lends its same-host clients, of either transport, shared segments
+  /// for their large bytes, at most this much memory in all (ServerOptions::segment_pool_bytes);
+  /// 0: none.
+  std::size_t segment_pool_bytes = std::size_t{256} << 20;
 };
 
 /// A duration as written on a command line or in an environment variable (`--session-ttl 10s`):

@@ -36,9 +36,10 @@ struct ServerOptions {
   std::size_t max_objects_per_session = 1'000'000;
   std::size_t max_waiters_per_session = 100'000;
   std::size_t max_sessions = 10'000;
-  /// Shared segments for the large bytes of same-host (unix://) clients, at most this much
-  /// memory in all: a blob of 64 KiB or more then crosses without being copied through the
-  /// socket. 0: none (the bytes go through the socket).
+  /// Shared segments for the large bytes of same-host clients, at most this much memory in
+  /// all: a blob of 64 KiB or more then crosses without being copied through the socket. Both
+  /// transports use them: a unix:// connection, and a ZeroMQ client that proves it can map the
+  /// server's memory files (docs/protocol.md, 1.3). 0: none (the bytes go through the socket).
   std::size_t segment_pool_bytes = std::size_t{256} << 20;
 };
 

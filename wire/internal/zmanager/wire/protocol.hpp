@@ -20,7 +20,7 @@ namespace zmanager::wire {
 // 2: a CALL may carry a seventh field, timeout_ms.
 // 3: the server may send a client replies together, in one BATCH message.
 // 4: a client may send the server calls together, in one BATCH message.
-inline constexpr std::uint32_t kProtocolVersion = 5;
+inline constexpr std::uint32_t kProtocolVersion = 6;
 inline constexpr std::uint32_t kMinProtocolVersion = 1;
 
 enum class Op : std::uint8_t {

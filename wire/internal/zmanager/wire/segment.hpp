@@ -26,8 +26,13 @@ enum class StreamKind : std::uint32_t {
   kLend = 2,     // server → client: [segment_id, ...] lent to the client to write blobs into
   kLease = 3,    // client → server: [count, min_size] asks for segments (also: "I take them")
   kRelease = 4,  // client → server: [segment_id, ...] given back
+  // Over ZeroMQ only (protocol version 6), where descriptors cannot travel with a message: the
+  // client maps the server's segments through /proc once it proved it can.
+  kOffer = 5,  // server → client: [pid, fd, size], a probe segment holding a token
+  kProof = 6,  // client → server: [token], read from the probe segment
 };
 inline constexpr std::uint32_t kLastStreamKind = 4;
+inline constexpr std::uint32_t kLastZmqKind = 6;
 
 /// Bounds on the transport's own messages: their bodies, and the segments one of them names.
 inline constexpr std::size_t kMaxControlBody = 16 * 1024;
@@ -41,6 +46,12 @@ inline constexpr std::size_t kSegmentThreshold = 64 * 1024;
 /// Segments are made in sizes that are powers of two, from this one.
 inline constexpr std::size_t kSmallestSegment = 64 * 1024;
 
+/// Where a blob frame's bytes already are: `length` bytes at `offset` in `segment`.
+struct Placement {
+  std::size_t frame;  // its index in the message (1: the first blob frame)
+  std::uint64_t segment, offset, length;
+};
+
 /// A segment's memory mapped into this process, with its descriptor; unmapped and closed when
 /// it goes.
 class SegmentMapping {
@@ -51,6 +62,10 @@ class SegmentMapping {
   /// Maps a descriptor received from a server, after checking that it is a memory file of
   /// exactly `size` bytes sealed against shrinking (a ProtocolError if not). Takes `fd`.
   static SegmentMapping adopt(int fd, std::size_t size);
+  /// Maps descriptor `fd` of process `pid` (through /proc: a ZeroMQ client on the server's
+  /// host), with adopt()'s checks. ConnectionError when it cannot be opened (another host, pid
+  /// namespace or user); ProtocolError when it is not a sealed memory file of `size` bytes.
+  static SegmentMapping open_in(std::uint64_t pid, std::uint64_t fd, std::size_t size);
 
   SegmentMapping(SegmentMapping&& other) noexcept;
   SegmentMapping& operator=(SegmentMapping&& other) noexcept;
@@ -98,6 +113,7 @@ std::vector<std::uint64_t> decode_segment_ids(std::string_view body);
 struct SegmentSize {
   std::uint64_t id;
   std::uint64_t size;
+  std::int64_t fd = -1;  // over ZeroMQ: the descriptor's number in the server (MAP's third field)
 };
 std::string encode_segment_sizes(std::span<const SegmentSize> segments);
 std::vector<SegmentSize> decode_segment_sizes(std::string_view body);
@@ -108,5 +124,36 @@ struct LeaseRequest {
 };
 std::string encode_lease(LeaseRequest request);
 LeaseRequest decode_lease(std::string_view body);
+
+// Over ZeroMQ (docs/protocol.md, "1.3"), the transport's own messages are one frame: this byte,
+// which msgpack never uses (so no body starts with it), the kind, then the msgpack body. Kind 0
+// is no message of its own: it comes first in a message whose blob frames are in segments, and
+// lists their places.
+inline constexpr unsigned char kTransportMark = 0xc1;
+/// The token in a probe segment, which a client proves it read.
+inline constexpr std::size_t kProbeTokenBytes = 32;
+
+bool is_transport_frame(const zmq::message_t& frame);
+zmq::message_t transport_frame(StreamKind kind, std::string_view body);
+struct TransportFrame {
+  StreamKind kind;
+  std::string_view body;  // in the frame
+};
+/// A ProtocolError when the kind is unknown or the body over kMaxControlBody.
+TransportFrame read_transport_frame(const zmq::message_t& frame);
+
+/// Kind 0's body: [[frame, segment_id, offset, length], ...].
+std::string encode_placements(std::span<const Placement> placements);
+/// Checks each frame index is a blob frame's of a message of `frames` frames, named once.
+std::vector<Placement> decode_placements(std::string_view body, std::size_t frames);
+/// OFFER: [pid, fd, size].
+struct Offer {
+  std::uint64_t pid, fd, size;
+};
+std::string encode_offer(Offer offer);
+Offer decode_offer(std::string_view body);
+/// PROOF: [token].
+std::string encode_proof(std::span<const std::byte> token);
+std::string decode_proof(std::string_view body);
 
 }  // namespace zmanager::wire

@@ -116,11 +116,7 @@ class StreamReader {
 /// as it can (one sendmsg carries many small messages).
 class StreamWriter {
  public:
-  /// Where a blob frame's bytes already are: `length` bytes at `offset` in `segment`.
-  struct Placement {
-    std::size_t frame;  // its index in the message (1: the first blob frame)
-    std::uint64_t segment, offset, length;
-  };
+  using Placement = wire::Placement;
   /// Queues a message. The frames are moved in; a caller that keeps them passes copies
   /// (zmq::message_t::copy shares a large frame's buffer rather than copying it). A placed
   /// frame is written as its segment's place, not its bytes (its frame is not read).

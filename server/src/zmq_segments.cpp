@@ -1,0 +1,186 @@
+#include "zmq_segments.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "zmanager/errors.hpp"
+#include "zmanager/wire/log.hpp"
+#include "zmanager/wire/protocol.hpp"
+
+namespace zmanager::server {
+namespace {
+
+bool same_token(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char differ = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) differ |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return differ == 0;
+}
+
+}  // namespace
+
+bool ZmqSegments::make_probe() {
+  if (probe_) return true;
+  if (probe_failed_) return false;
+  try {
+    probe_.emplace(wire::SegmentMapping::create(wire::kSmallestSegment));
+  } catch (const std::exception& e) {
+    log::warn("no probe segment for same-host ZeroMQ clients: ", e.what());
+    probe_failed_ = true;
+    return false;
+  }
+  const wire::Nonce random = wire::random_nonce();
+  static_assert(sizeof random == wire::kProbeTokenBytes);
+  token_.assign(reinterpret_cast<const char*>(random.data()), random.size());
+  std::memcpy(probe_->data(), token_.data(), token_.size());
+  return true;
+}
+
+void ZmqSegments::introduce(Peer& peer, const std::vector<wire::SegmentSize>& segments,
+                            std::vector<zmq::message_t>& out) {
+  std::vector<wire::SegmentSize> news;
+  for (const auto& segment : segments)
+    if (peer.mapped.insert(segment.id).second) news.push_back(segment);
+  for (std::size_t at = 0; at < news.size(); at += wire::kMaxDescriptorsPerMap) {
+    const std::size_t n = std::min(wire::kMaxDescriptorsPerMap, news.size() - at);
+    out.push_back(wire::transport_frame(
+        wire::StreamKind::kMap,
+        wire::encode_segment_sizes(std::span<const wire::SegmentSize>(news).subspan(at, n))));
+  }
+}
+
+std::vector<zmq::message_t> ZmqSegments::on_control(const std::string& routing,
+                                                    wire::StreamKind kind, std::string_view body,
+                                                    bool has_session) {
+  std::vector<zmq::message_t> out;
+  switch (kind) {
+    case wire::StreamKind::kLease: {
+      const auto request = wire::decode_lease(body);
+      std::vector<std::uint64_t> ids;
+      std::lock_guard lock(mu_);
+      if (has_session && pool_->lends()) {
+        Peer& peer = peers_[routing];
+        if (!peer.takes) {
+          // Not yet proved: offered the probe once; lent nothing until the PROOF.
+          if (!peer.offered && make_probe()) {
+            peer.offered = true;
+            out.push_back(wire::transport_frame(
+                wire::StreamKind::kOffer,
+                wire::encode_offer({static_cast<std::uint64_t>(::getpid()),
+                                    static_cast<std::uint64_t>(probe_->fd()), probe_->size()})));
+          }
+        } else {
+          const std::size_t room = kMostLentPerPeer - peer.lent_to_write.size();
+          auto lent = pool_->take(
+              static_cast<std::size_t>(std::min<std::uint64_t>(request.count, room)),
+              static_cast<std::size_t>(std::min<std::uint64_t>(request.min_size, SIZE_MAX)));
+          std::vector<wire::SegmentSize> sizes;
+          for (auto& segment : lent) {
+            sizes.push_back({segment->id, segment->memory.size(), segment->memory.fd()});
+            ids.push_back(segment->id);
+            peer.lent_to_write.emplace(segment->id, std::move(segment));
+          }
+          introduce(peer, sizes, out);
+        }
+      }
+      // Always answered, with none when none is lent: the client asks again later.
+      out.push_back(wire::transport_frame(wire::StreamKind::kLend, wire::encode_segment_ids(ids)));
+      return out;
+    }
+    case wire::StreamKind::kProof: {
+      const std::string token = wire::decode_proof(body);
+      std::lock_guard lock(mu_);
+      auto it = peers_.find(routing);
+      if (!has_session || it == peers_.end() || !it->second.offered || it->second.takes) return out;
+      if (!same_token(token, token_)) {
+        log::warn("peer ", wire::to_hex(routing),
+                  " sent a wrong probe token: it is sent no blobs in segments");
+        return out;
+      }
+      it->second.takes = true;
+      ++takers_;
+      return out;
+    }
+    case wire::StreamKind::kRelease: {
+      const auto ids = wire::decode_segment_ids(body);
+      std::lock_guard lock(mu_);
+      auto found = peers_.find(routing);
+      if (found == peers_.end()) return out;  // nothing was lent to it
+      Peer& peer = found->second;
+      for (std::uint64_t id : ids) {
+        if (auto it = peer.lent_to_read.find(id); it != peer.lent_to_read.end()) {
+          peer.lent_to_read.erase(it);  // its frame gives the segment back
+        } else if (auto lent = peer.lent_to_write.find(id); lent != peer.lent_to_write.end()) {
+          pool_->give_back(std::move(lent->second));
+          peer.lent_to_write.erase(lent);
+        }
+        // Else not this peer's: nothing to give back.
+      }
+      return out;
+    }
+    default:
+      throw ProtocolError("a client sent a server's transport message (kind " +
+                          std::to_string(static_cast<unsigned>(kind)) + ")");
+  }
+}
+
+void ZmqSegments::take_placed(const std::string& routing, std::string_view placements,
+                              wire::Frames& frames) {
+  const auto places = wire::decode_placements(placements, frames.size());
+  std::lock_guard lock(mu_);
+  auto found = peers_.find(routing);
+  for (const auto& place : places) {
+    if (frames[place.frame].size() != 0) throw ValueError("a placed blob frame that is not empty");
+    if (found == peers_.end()) throw ValueError("a blob frame in a segment, none being lent");
+    Peer& peer = found->second;
+    auto it = peer.lent_to_write.find(place.segment);
+    if (it == peer.lent_to_write.end())
+      throw ValueError("a blob frame in segment " + std::to_string(place.segment) +
+                       ", which is not lent to this client to write into");
+    const std::uint64_t size = it->second->memory.size();
+    if (place.offset > size || place.length > size - place.offset)
+      throw ValueError("a blob frame of " + std::to_string(place.length) + " bytes at offset " +
+                       std::to_string(place.offset) + " of a segment of " + std::to_string(size));
+    auto held = std::move(it->second);
+    peer.lent_to_write.erase(it);
+    frames[place.frame] = pool_->frame_of(std::move(held), place.offset, place.length);
+  }
+}
+
+ZmqSegments::Outgoing ZmqSegments::place_outgoing(const std::string& routing,
+                                                  wire::Frames& frames) {
+  Outgoing out;
+  std::lock_guard lock(mu_);
+  auto found = peers_.find(routing);
+  if (found == peers_.end() || !found->second.takes) return out;
+  Peer& peer = found->second;
+  std::vector<wire::Placement> placements;
+  std::vector<wire::SegmentSize> sizes;
+  for (std::size_t i = 1; i < frames.size(); ++i) {
+    if (frames[i].size() < wire::kSegmentThreshold) continue;
+    const auto place = pool_->find(frames[i].data(), frames[i].size());
+    if (!place) continue;
+    sizes.push_back({place->segment, place->segment_size, place->fd});
+    placements.push_back({i, place->segment, place->offset, frames[i].size()});
+    peer.lent_to_read.emplace(place->segment, std::move(frames[i]));
+    frames[i] = zmq::message_t();
+  }
+  if (placements.empty()) return out;
+  introduce(peer, sizes, out.maps);
+  out.placement =
+      wire::transport_frame(wire::StreamKind::kMessage, wire::encode_placements(placements));
+  return out;
+}
+
+void ZmqSegments::forget(const std::string& routing) {
+  std::lock_guard lock(mu_);
+  auto it = peers_.find(routing);
+  if (it == peers_.end()) return;
+  if (it->second.takes) --takers_;
+  for (auto& [id, segment] : it->second.lent_to_write) pool_->give_back(std::move(segment));
+  peers_.erase(it);  // and with it the frames it was reading: their segments go back
+}
+
+}  // namespace zmanager::server
