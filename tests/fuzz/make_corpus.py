@@ -58,6 +58,16 @@ def placed(body, segment, offset, length):
             + struct.pack("<QQQ", length | 1 << 63, segment, offset))
 
 
+def zmq_transport(kind, body, side_frames=()):
+    """A ZeroMQ message whose first frame is the transport's (protocol.md 1.3): 0xc1, the kind,
+    the msgpack body; then `side_frames`, in the fuzz input layout."""
+    first = bytes([0xC1, kind]) + msgpack.packb(body, use_bin_type=True)
+    out = bytes([len(side_frames)])
+    for f in side_frames:
+        out += bytes([len(f)]) + f
+    return out + first
+
+
 SEEDS = {
     "hello": message([1, 2, b"\x01" * 32, "worker-1"]),
     "auth": message([3, b"\x02" * 32]),
@@ -93,6 +103,15 @@ SEEDS = {
     + placed([5, 12, 1, "put", [blob(1)], []], 1, 0, 1000)
     + placed([5, 13, 1, "put", [blob(1)], []], 2, 0, 1000)
     + control(4, [1, 2, 3]),
+    # Version 6 (protocol.md 1.3), over ZeroMQ: LEASE, PROOF, RELEASE, and a put whose blob
+    # frame (sent empty) is in segment 1.
+    "zmq_lease": zmq_transport(3, [0, 0]),
+    "zmq_proof": zmq_transport(6, [b"\x07" * 32]),
+    "zmq_release": zmq_transport(4, [1, 2]),
+    "zmq_offer": zmq_transport(5, [4242, 17, 65536]),
+    "zmq_map": zmq_transport(1, [[1, 65536, 17], [2, 1 << 20, 18]]),
+    "zmq_placed": zmq_transport(0, [[1, 1, 0, 1000]],
+                                [msgpack.packb([5, 12, 1, "put", [blob(1)], []]), b""]),
 }
 
 

@@ -161,6 +161,50 @@ std::size_t decode_stream(const std::uint8_t* data, std::size_t size, const wire
 void decode_message(const std::shared_ptr<const wire::Inbound>& in, const wire::Limits& limits,
                     bool batched);
 
+// A ZeroMQ message whose first frame is the transport's (protocol.md 1.3), read as the server
+// reads it: a control message's body as its kind says (and, for a client's sake, OFFER and MAP
+// as a client reads them), or the placement of the blob frames that follow, whose message is
+// then read with each placed frame taken from segment 1 as decode_stream() does. False when the
+// first frame is not the transport's.
+bool decode_transport_frame(wire::Frames& frames, const wire::Limits& limits) {
+  if (frames.empty() || !wire::is_transport_frame(frames.front())) return false;
+  attempt([&] {
+    const wire::TransportFrame head = wire::read_transport_frame(frames.front());
+    switch (head.kind) {
+      case wire::StreamKind::kMessage: {
+        const auto places = wire::decode_placements(head.body, frames.size() - 1);
+        wire::Frames message(std::make_move_iterator(frames.begin() + 1),
+                             std::make_move_iterator(frames.end()));
+        ServerLikeSegments segments;
+        for (const auto& place : places) {
+          if (message[place.frame].size() != 0)
+            throw ValueError("a placed frame that is not empty");
+          message[place.frame] = segments.frame_in(place.segment, place.offset, place.length);
+        }
+        decode_message(wire::Inbound::parse(std::move(message), limits), limits, false);
+        return;
+      }
+      case wire::StreamKind::kLease:
+        wire::decode_lease(head.body);
+        return;
+      case wire::StreamKind::kRelease:
+      case wire::StreamKind::kLend:
+        wire::decode_segment_ids(head.body);
+        return;
+      case wire::StreamKind::kProof:
+        wire::decode_proof(head.body);
+        return;
+      case wire::StreamKind::kOffer:
+        wire::decode_offer(head.body);
+        return;
+      case wire::StreamKind::kMap:
+        wire::decode_segment_sizes(head.body);
+        return;
+    }
+  });
+  return true;
+}
+
 // A BATCH (versions 3 and 4): each bin a message of its own, as the server and the client read
 // them; nested batches are refused by both.
 void decode_batch(const std::shared_ptr<const wire::Inbound>& in, const wire::Limits& limits) {
@@ -279,9 +323,11 @@ bool decode_request(const std::uint8_t* data, std::size_t size) {
   if (!tree_agrees_with_msgpack(data, size, limits.max_depth))
     throw std::logic_error("wire::read_tree and msgpack-c read these bytes differently");
   const bool framed = decode_stream(data, size, limits) > 0;
+  auto frames = split(data, size);
+  if (decode_transport_frame(frames, limits)) return true;
   std::shared_ptr<wire::Inbound> in;
   try {
-    in = wire::Inbound::parse(split(data, size), limits);
+    in = wire::Inbound::parse(std::move(frames), limits);
   } catch (const Error&) {
     return framed;
   }
