@@ -67,6 +67,9 @@ RUNS = [
     ("clients8_window16_add", "clients_window_add", ["--clients", "8", "--window", "16"], ["zmanager", "zmanager_local", "zmq", "redis"], False),
     # zmq: a raw ZeroMQ relay holding the queue, the transport's floor for this traffic.
     ("queue_1MiB", "queue_1MiB", [], ["zmanager", "zmanager_local", "python", "zmq", "redis"], False),
+    # The same with the server's segments off: a ZeroMQ client's blobs then go through TCP, as
+    # they do between hosts (docs/protocol.md 1.3).
+    ("queue_1MiB_no_segments", "queue_1MiB", ["--segments", "off"], ["zmanager"], False),
     ("parked_waiters", "parked_waiters", [], ["zmanager", "python"], True),
     # At 1,000 waiters the per-waiter figure is within the allocator's granularity (it swings
     # 0.4-4.9 KiB between identical runs); 10,000 gives a stable one (Python would need 10,000
@@ -106,6 +109,8 @@ TARGETS = [
     ("1 MiB items through a queue vs Python", "queue_1MiB", "python", "queue_1MiB", "ge", 3, "value"),
     ("1 MiB items through a queue vs a raw ZeroMQ relay (reported)", "queue_1MiB", "zmq", "queue_1MiB", None, None, "value"),
     ("1 MiB items: the raw ZeroMQ relay vs Python (reported)", "queue_1MiB:zmq", "python", "queue_1MiB", None, None, "value"),
+    ("1 MiB items through a queue, segments off (through TCP), vs Python (reported)", "queue_1MiB_no_segments", "python", "queue_1MiB", None, None, "value"),
+    ("1 MiB items through a queue, segments off, vs a raw ZeroMQ relay (reported)", "queue_1MiB_no_segments", "zmq", "queue_1MiB", None, None, "value"),
     ("1,000 parked waiters: KiB per waiter (absolute)", "parked_waiters", None, None, "le", 2.0, "value"),
     ("10,000 parked waiters: KiB per waiter (absolute)", "parked_waiters_10k", None, None, "le", 2.0, "value"),
     ("1,000 parked waiters: put→get latency with / without", "parked_waiters", None, None, "le", 1.5, "latency_ratio"),

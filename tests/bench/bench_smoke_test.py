@@ -23,6 +23,7 @@ CASES = [
     ("bench_zmanager", [], "lock_pair", [], "value"),
     ("bench_zmanager", [], "queue_64B", ["--window", "8"], "value"),
     ("bench_zmanager", [], "queue_1MiB", [], "value"),
+    ("bench_zmanager", ["--segments", "off"], "queue_1MiB", [], "value"),
     ("bench_zmanager", [], "clients_sync_add", ["--clients", "2"], "value"),
     ("bench_zmanager", [], "clients_window_add", ["--clients", "2", "--window", "4"], "value"),
     ("bench_zmanager", [], "parked_waiters", ["--items", "40", "--clients", "2"], "value"),
