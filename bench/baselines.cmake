@@ -9,3 +9,5 @@ zmanager_warnings(bench_unix_floor)
 
 add_executable(bench_memcpy_floor memcpy_floor.cpp)
 zmanager_warnings(bench_memcpy_floor)
+# Its streaming copy is the frame producer's (a header of its own, without zmanager).
+target_include_directories(bench_memcpy_floor PRIVATE ${PROJECT_SOURCE_DIR}/examples/shared_memory)

@@ -80,6 +80,8 @@ RUNS = [
     # through managed queues, as examples/shared_memory does), against one thread's memcpy; and
     # the same frames as values through a managed queue, zmanager's and Python's.
     ("frames_4k", "frames_4k", [], ["zmanager", "memcpy"], False),
+    # The floor with the producer's own copy (streaming stores): what the copy alone gains.
+    ("frames_4k_streaming", "frames_4k", ["--copy", "streaming"], ["memcpy"], False),
     ("frames_4k_queue", "frames_4k_queue", [], ["zmanager", "python"], True),
 ]
 
@@ -116,6 +118,7 @@ TARGETS = [
     ("1,000 parked waiters: put→get latency with / without", "parked_waiters", None, None, "le", 1.5, "latency_ratio"),
     ("dict of 1,000,000 int→int: server RSS vs Python's", "dict_1M_rss", "python", "dict_1M_rss", "le", 0.5, "value"),
     ("4K frames through shared memory vs one thread's memcpy", "frames_4k", "memcpy", "frames_4k", "ge", 0.8, "value"),
+    ("4K frames through shared memory vs one thread's streaming-store copy (reported)", "frames_4k", "memcpy", "frames_4k_streaming", None, None, "value"),
     ("4K frames through shared memory vs Python's managed queue (reported)", "frames_4k", "python", "frames_4k_queue", None, None, "value"),
     ("4K frames through a managed queue vs Python's (reported)", "frames_4k_queue", "python", "frames_4k_queue", None, None, "value"),
     # The same-host transport: a client on the server's host, over unix:// instead of ZeroMQ.
@@ -286,7 +289,7 @@ def main():
         return [z / b for z, b in zip(by_rep(key, impl), by_rep(bkey, bimpl)) if z is not None and b]
 
     # The raw table: every run, every implementation.
-    impls_all = ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis"]
+    impls_all = ["zmanager", "zmanager_local", "python", "zmq", "unix", "redis", "memcpy"]
     raw = ["| run | unit | " + " | ".join(impls_all) + " |", "|---|---|" + "---:|" * len(impls_all)]
     for key, scenario, extra, impls, heavy in runs:
         unit = next((r.get("unit") for rs in (results.get((key, i), []) for i in impls) for r in rs if r.get("unit")), "")

@@ -12,6 +12,8 @@
 
 #include <zmanager/zmanager.hpp>
 
+#include "streaming_copy.hpp"
+
 namespace frames {
 
 /// A 4K RGB frame: 3840 × 2160 × 3 bytes, about 24 MiB.
@@ -144,7 +146,7 @@ class FrameProducer {
     std::int64_t s = slots_.take();
     stamp(frame, number);
     auto slot = ring_.slot(s);
-    std::memcpy(slot.data(), frame.data(), frame.size());
+    streaming_copy(slot.data(), frame.data(), frame.size());
     slots_.give(s);
   }
 

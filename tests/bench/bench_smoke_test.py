@@ -41,6 +41,7 @@ CASES = [
     ("bench_unix_floor", ["--spin", "50"], "sync_add", [], "value"),
     ("bench_unix_floor", [], "queue_1MiB", [], "unsupported"),
     ("bench_memcpy_floor", [], "frames_4k", [], "value"),
+    ("bench_memcpy_floor", ["--copy", "streaming"], "frames_4k", [], "value"),
     # Built only where hiredis is (scripts/setup --bench); skipped, and said so, elsewhere.
     ("bench_redis", [], "sync_add", [], "value"),
     ("bench_redis", [], "pipelined_add", ["--window", "8"], "value"),
