@@ -278,7 +278,7 @@ struct ZmqPeer {
   std::map<std::uint64_t, wire::SegmentMapping> mapped;
 };
 
-TEST(ZmqSegments, ALeaseWithoutASessionIsAnsweredWithNothingLentAndAProofIsIgnored) {
+TEST(ZmqSegments, WithoutASessionALeaseIsLentNothingAProofIsIgnoredAndAPlacedCallRefused) {
   auto server = test::ServerProcess::start({});
   RawPeer peer(server.address, 6);
   peer.send({transport(wire::StreamKind::kLease, wire::encode_lease({4, 1 << 20}))});
@@ -288,6 +288,14 @@ TEST(ZmqSegments, ALeaseWithoutASessionIsAnsweredWithNothingLentAndAProofIsIgnor
   const std::string token(wire::kProbeTokenBytes, 'x');
   peer.send(
       {transport(wire::StreamKind::kProof, wire::encode_proof(std::as_bytes(std::span(token))))});
+  // A placed message is answered as any message without a session.
+  const wire::Placement placed[] = {{1, 1, 0, 1024}};
+  peer.send({transport(wire::StreamKind::kMessage, wire::encode_placements(placed)),
+             call_with_blob(7, 1, "set"), std::string()});
+  auto refused = peer.recv();
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->field(1).as<std::uint64_t>(), 7u);
+  EXPECT_EQ(peer.error_of(refused).kind, "no_session");
   auto welcome = peer.handshake(server.authkey);  // the next message is the CHALLENGE
   ASSERT_TRUE(welcome && welcome->op() == wire::Op::kWelcome);
 }
