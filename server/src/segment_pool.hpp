@@ -33,6 +33,8 @@ class SegmentPool : public std::enable_shared_from_this<SegmentPool> {
   SegmentPool(std::size_t capacity, std::size_t largest) : capacity_(capacity), largest_(largest) {}
   /// Whether it may make segments at all (a capacity of 0 turns them off).
   bool lends() const { return capacity_ > 0; }
+  /// Segments one client (a unix:// connection, a ZeroMQ peer) may hold lent to write into.
+  static constexpr std::size_t kMostLentToOneClient = 8;
 
   /// Up to `count` free segments of at least `min_size` bytes, of the size segment_size_for()
   /// gives it: free ones first, then new ones while the pool is under its capacity. None when

@@ -228,7 +228,7 @@ void StreamListener::PeerSegments::on_control(wire::StreamKind kind, std::string
       std::lock_guard lock(listener_.mu_);
       peer_.takes_segments = true;
       const std::size_t room =
-          peer_.authenticated ? kMostLentPerConnection - peer_.lent_to_write.size() : 0;
+          peer_.authenticated ? SegmentPool::kMostLentToOneClient - peer_.lent_to_write.size() : 0;
       auto lent = listener_.segments_->take(
           static_cast<std::size_t>(std::min<std::uint64_t>(request.count, room)),
           static_cast<std::size_t>(request.min_size));

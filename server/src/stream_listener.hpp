@@ -67,9 +67,6 @@ class StreamListener {
   /// Whether a connection has an open session: only then is it lent segments to write into.
   void set_authenticated(const std::string& routing, bool yes);
 
-  /// Segments one connection may hold lent to write into.
-  static constexpr std::size_t kMostLentPerConnection = 8;
-
  private:
   struct Peer;
   /// A connection's side of the shared segments: what its reader meets (LEASE, RELEASE, blob

@@ -72,7 +72,7 @@ std::vector<zmq::message_t> ZmqSegments::on_control(const std::string& routing,
                                     static_cast<std::uint64_t>(probe_->fd()), probe_->size()})));
           }
         } else {
-          const std::size_t room = kMostLentPerPeer - peer.lent_to_write.size();
+          const std::size_t room = SegmentPool::kMostLentToOneClient - peer.lent_to_write.size();
           auto lent = pool_->take(
               static_cast<std::size_t>(std::min<std::uint64_t>(request.count, room)),
               static_cast<std::size_t>(std::min<std::uint64_t>(request.min_size, SIZE_MAX)));

@@ -57,9 +57,6 @@ class ZmqSegments {
   /// Whether any peer takes segments: only then has place_outgoing() anything to do.
   bool any_takers() const { return takers_.load(std::memory_order_relaxed) > 0; }
 
-  /// Segments one peer may hold lent to write into (as a unix:// connection).
-  static constexpr std::size_t kMostLentPerPeer = 8;
-
  private:
   struct Peer {
     bool offered = false;  // was sent OFFER
