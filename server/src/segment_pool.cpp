@@ -1,5 +1,8 @@
 #include "segment_pool.hpp"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "zmanager/errors.hpp"
 #include "zmanager/wire/log.hpp"
 
@@ -96,6 +99,72 @@ std::optional<SegmentPool::Place> SegmentPool::find(const void* data, std::size_
 SegmentPool::Counts SegmentPool::counts() const {
   std::lock_guard lock(mu_);
   return {by_address_.size(), free_by_size_.size(), bytes_};
+}
+
+std::vector<wire::SegmentSize> SegmentLedger::lend(SegmentPool& pool, std::uint64_t count,
+                                                   std::uint64_t min_size) {
+  const std::size_t room = kMostLent - lent_to_write_.size();
+  auto lent = pool.take(static_cast<std::size_t>(std::min<std::uint64_t>(count, room)),
+                        static_cast<std::size_t>(std::min<std::uint64_t>(min_size, SIZE_MAX)));
+  std::vector<wire::SegmentSize> sizes;
+  for (auto& segment : lent) {
+    sizes.push_back({segment->id, segment->memory.size(), segment->memory.fd()});
+    lent_to_write_.emplace(segment->id, std::move(segment));
+  }
+  return sizes;
+}
+
+std::vector<wire::SegmentSize> SegmentLedger::unsent(std::span<const wire::SegmentSize> segments) {
+  std::vector<wire::SegmentSize> news;
+  for (const auto& segment : segments)
+    if (sent_.insert(segment.id).second) news.push_back(segment);
+  return news;
+}
+
+void SegmentLedger::release(SegmentPool& pool, std::span<const std::uint64_t> ids) {
+  for (std::uint64_t id : ids) {
+    if (auto it = lent_to_read_.find(id); it != lent_to_read_.end()) {
+      lent_to_read_.erase(it);  // its frame gives the segment back
+    } else if (auto lent = lent_to_write_.find(id); lent != lent_to_write_.end()) {
+      pool.give_back(std::move(lent->second));
+      lent_to_write_.erase(lent);
+    }
+  }
+}
+
+zmq::message_t SegmentLedger::take_written(SegmentPool& pool, std::uint64_t segment,
+                                           std::uint64_t offset, std::uint64_t length) {
+  auto it = lent_to_write_.find(segment);
+  if (it == lent_to_write_.end())
+    throw ValueError("a blob frame in segment " + std::to_string(segment) +
+                     ", which is not lent to this client to write into");
+  const std::uint64_t size = it->second->memory.size();
+  if (offset > size || length > size - offset)
+    throw ValueError("a blob frame of " + std::to_string(length) + " bytes at offset " +
+                     std::to_string(offset) + " of a segment of " + std::to_string(size));
+  auto held = std::move(it->second);
+  lent_to_write_.erase(it);
+  return pool.frame_of(std::move(held), offset, length);
+}
+
+std::vector<wire::Placement> SegmentLedger::lend_to_read(SegmentPool& pool, wire::Frames& frames,
+                                                         std::vector<wire::SegmentSize>& segments) {
+  std::vector<wire::Placement> placements;
+  for (std::size_t i = 1; i < frames.size(); ++i) {
+    if (frames[i].size() < wire::kSegmentThreshold) continue;
+    const auto place = pool.find(frames[i].data(), frames[i].size());
+    if (!place) continue;
+    segments.push_back({place->segment, place->segment_size, place->fd});
+    placements.push_back({i, place->segment, place->offset, frames[i].size()});
+    lent_to_read_.emplace(place->segment, std::move(frames[i]));
+  }
+  return placements;
+}
+
+void SegmentLedger::give_all_back(SegmentPool& pool) {
+  for (auto& [id, segment] : lent_to_write_) pool.give_back(std::move(segment));
+  lent_to_write_.clear();
+  lent_to_read_.clear();  // and with them the frames the client was reading
 }
 
 }  // namespace zmanager::server

@@ -15,6 +15,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "zmanager/wire/segment.hpp"
@@ -33,9 +36,6 @@ class SegmentPool : public std::enable_shared_from_this<SegmentPool> {
   SegmentPool(std::size_t capacity, std::size_t largest) : capacity_(capacity), largest_(largest) {}
   /// Whether it may make segments at all (a capacity of 0 turns them off).
   bool lends() const { return capacity_ > 0; }
-  /// Segments one client (a unix:// connection, a ZeroMQ peer) may hold lent to write into.
-  static constexpr std::size_t kMostLentToOneClient = 8;
-
   /// Up to `count` free segments of at least `min_size` bytes, of the size segment_size_for()
   /// gives it: free ones first, then new ones while the pool is under its capacity. None when
   /// `min_size` is over the largest segment, or the system refuses memory (logged).
@@ -71,6 +71,43 @@ class SegmentPool : public std::enable_shared_from_this<SegmentPool> {
   std::size_t bytes_ = 0;
   std::map<const std::byte*, SegmentPtr> by_address_;    // every segment
   std::multimap<std::size_t, SegmentPtr> free_by_size_;  // the free ones
+};
+
+/// What one client (a unix:// connection, a ZeroMQ peer) holds of a pool's segments, the same
+/// for either transport: those lent to it to write blobs into, those it reads blobs from (held
+/// by their frames until it gives them back), and those whose descriptor it was sent. Guarded
+/// by its owner's lock.
+class SegmentLedger {
+ public:
+  /// Segments one client may hold lent to write into.
+  static constexpr std::size_t kMostLent = 8;
+
+  /// Lends up to `count` segments of at least `min_size` bytes, within kMostLent; returns them
+  /// as the client is to be told of them (their descriptors in `fd`).
+  std::vector<wire::SegmentSize> lend(SegmentPool& pool, std::uint64_t count,
+                                      std::uint64_t min_size);
+  /// Those of `segments` whose descriptor the client was not sent yet, counted as sent now.
+  std::vector<wire::SegmentSize> unsent(std::span<const wire::SegmentSize> segments);
+  /// The segments `ids` the client gives back: read from, or lent and not used. Ids that are
+  /// not the client's are ignored.
+  void release(SegmentPool& pool, std::span<const std::uint64_t> ids);
+  /// The `length` bytes the client wrote at `offset` in `segment`, as a frame: the segment is
+  /// the pool's again, held by the frame. ValueError when the segment is not lent to the client
+  /// to write into or the bytes are not inside it.
+  zmq::message_t take_written(SegmentPool& pool, std::uint64_t segment, std::uint64_t offset,
+                              std::uint64_t length);
+  /// Lends the client each large blob of `frames` that is in a segment, in place of its bytes:
+  /// the frame is kept until the client gives the segment back, and a moved-from one left in
+  /// `frames`. Returns their places; `segments` gets the segments they are in.
+  std::vector<wire::Placement> lend_to_read(SegmentPool& pool, wire::Frames& frames,
+                                            std::vector<wire::SegmentSize>& segments);
+  /// The client is gone: what it was lent goes back.
+  void give_all_back(SegmentPool& pool);
+
+ private:
+  std::unordered_set<std::uint64_t> sent_;
+  std::unordered_map<std::uint64_t, SegmentPool::SegmentPtr> lent_to_write_;
+  std::unordered_multimap<std::uint64_t, zmq::message_t> lent_to_read_;
 };
 
 }  // namespace zmanager::server

@@ -124,10 +124,7 @@ void StreamListener::close_peer(std::uint64_t id, Events& out, std::string why, 
     ::close(peer->fd);
     peer->fd = -1;
     // Its segments go back: those it was lent to write into, and those it was reading.
-    for (auto& [segment_id, segment] : peer->lent_to_write)
-      segments_->give_back(std::move(segment));
-    peer->lent_to_write.clear();
-    peer->lent_to_read.clear();
+    peer->ledger.give_all_back(*segments_);
   }
   out.closed.push_back({peer->routing, std::move(why), malformed});
 }
@@ -174,17 +171,11 @@ void StreamListener::queue(const std::string& routing, wire::Frames frames) {
   Peer& peer = *it->second;
   // A large blob already in a segment is lent to a connection that takes them, in place of
   // its bytes; the frame that holds the segment waits for the connection to give it back.
-  std::vector<wire::StreamWriter::Placement> placements;
+  std::vector<wire::Placement> placements;
   if (peer.takes_segments) {
-    for (std::size_t i = 1; i < frames.size(); ++i) {
-      if (frames[i].size() < wire::kSegmentThreshold) continue;
-      const auto place = segments_->find(frames[i].data(), frames[i].size());
-      if (!place) continue;
-      const wire::SegmentSize known{place->segment, place->segment_size};
-      introduce(peer, {&known, 1}, {&place->fd, 1});
-      placements.push_back({i, place->segment, place->offset, frames[i].size()});
-      peer.lent_to_read.emplace(place->segment, std::move(frames[i]));
-    }
+    std::vector<wire::SegmentSize> placed_in;
+    placements = peer.ledger.lend_to_read(*segments_, frames, placed_in);
+    introduce(peer, placed_in);
   }
   peer.writer.push(std::move(frames), placements);
   if (!peer.queued) {
@@ -207,18 +198,14 @@ void StreamListener::write_queued() {
   dirty_.clear();
 }
 
-void StreamListener::introduce(Peer& peer, std::span<const wire::SegmentSize> segments,
-                               std::span<const int> fds) {
-  std::vector<wire::SegmentSize> news;
-  std::vector<int> news_fds;
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    if (!peer.mapped.insert(segments[i].id).second) continue;
-    news.push_back(segments[i]);
-    news_fds.push_back(fds[i]);
-  }
-  if (!news.empty())
-    peer.writer.push_control(wire::StreamKind::kMap, wire::encode_segment_sizes(news),
-                             std::move(news_fds));
+void StreamListener::introduce(Peer& peer, std::span<const wire::SegmentSize> segments) {
+  auto news = peer.ledger.unsent(segments);
+  if (news.empty()) return;
+  // Over the stream the descriptors travel with the MAP, whose entries say no number.
+  std::vector<int> fds;
+  for (auto& segment : news) fds.push_back(static_cast<int>(std::exchange(segment.fd, -1)));
+  peer.writer.push_control(wire::StreamKind::kMap, wire::encode_segment_sizes(news),
+                           std::move(fds));
 }
 
 void StreamListener::PeerSegments::on_control(wire::StreamKind kind, std::string_view body) {
@@ -227,21 +214,12 @@ void StreamListener::PeerSegments::on_control(wire::StreamKind kind, std::string
       const auto request = wire::decode_lease(body);
       std::lock_guard lock(listener_.mu_);
       peer_.takes_segments = true;
-      const std::size_t room =
-          peer_.authenticated ? SegmentPool::kMostLentToOneClient - peer_.lent_to_write.size() : 0;
-      auto lent = listener_.segments_->take(
-          static_cast<std::size_t>(std::min<std::uint64_t>(request.count, room)),
-          static_cast<std::size_t>(request.min_size));
-      std::vector<wire::SegmentSize> sizes;
-      std::vector<int> fds;
+      std::vector<wire::SegmentSize> lent;
+      if (peer_.authenticated)
+        lent = peer_.ledger.lend(*listener_.segments_, request.count, request.min_size);
+      listener_.introduce(peer_, lent);
       std::vector<std::uint64_t> ids;
-      for (auto& segment : lent) {
-        sizes.push_back({segment->id, segment->memory.size()});
-        fds.push_back(segment->memory.fd());
-        ids.push_back(segment->id);
-        peer_.lent_to_write.emplace(segment->id, std::move(segment));
-      }
-      listener_.introduce(peer_, sizes, fds);
+      for (const auto& segment : lent) ids.push_back(segment.id);
       // Always answered, with none when none is free: the client asks again later.
       peer_.writer.push_control(wire::StreamKind::kLend, wire::encode_segment_ids(ids));
       if (peer_.fd >= 0) listener_.write(peer_);
@@ -250,15 +228,7 @@ void StreamListener::PeerSegments::on_control(wire::StreamKind kind, std::string
     case wire::StreamKind::kRelease: {
       const auto ids = wire::decode_segment_ids(body);
       std::lock_guard lock(listener_.mu_);
-      for (std::uint64_t id : ids) {
-        if (auto it = peer_.lent_to_read.find(id); it != peer_.lent_to_read.end()) {
-          peer_.lent_to_read.erase(it);  // its frame gives the segment back
-        } else if (auto lent = peer_.lent_to_write.find(id); lent != peer_.lent_to_write.end()) {
-          listener_.segments_->give_back(std::move(lent->second));
-          peer_.lent_to_write.erase(lent);
-        }
-        // Else not this connection's: nothing to give back.
-      }
+      peer_.ledger.release(*listener_.segments_, ids);
       return;
     }
     default:
@@ -269,18 +239,7 @@ void StreamListener::PeerSegments::on_control(wire::StreamKind kind, std::string
 zmq::message_t StreamListener::PeerSegments::frame_in(std::uint64_t segment, std::uint64_t offset,
                                                       std::uint64_t length) {
   std::lock_guard lock(listener_.mu_);
-  auto it = peer_.lent_to_write.find(segment);
-  if (it == peer_.lent_to_write.end())
-    throw ValueError("a blob frame in segment " + std::to_string(segment) +
-                     ", which is not lent to this connection to write into");
-  const std::uint64_t size = it->second->memory.size();
-  if (offset > size || length > size - offset)
-    throw ValueError("a blob frame of " + std::to_string(length) + " bytes at offset " +
-                     std::to_string(offset) + " of a segment of " + std::to_string(size));
-  // The segment is the server's again, held by the frame.
-  auto held = std::move(it->second);
-  peer_.lent_to_write.erase(it);
-  return listener_.segments_->frame_of(std::move(held), offset, length);
+  return peer_.ledger.take_written(*listener_.segments_, segment, offset, length);
 }
 
 void StreamListener::write(Peer& peer) {

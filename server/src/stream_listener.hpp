@@ -93,17 +93,16 @@ class StreamListener {
     // Under mu_. The connection asked for segments (LEASE), so it may be sent blobs in them.
     bool takes_segments = false;
     bool authenticated = false;
-    std::unordered_set<std::uint64_t> mapped;  // segments whose descriptor it was sent
-    std::unordered_map<std::uint64_t, SegmentPool::SegmentPtr> lent_to_write;
-    std::unordered_multimap<std::uint64_t, zmq::message_t> lent_to_read;  // until RELEASE
+    SegmentLedger ledger;  // under mu_
     Peer(StreamListener& listener, int fd, std::string routing, const wire::Limits& limits)
         : fd(fd),
           routing(std::move(routing)),
           segments(listener, *this),
           reader(limits, &segments) {}
   };
-  /// With mu_ held: queues MAP for those of the segments the peer has not been sent yet.
-  void introduce(Peer& peer, std::span<const wire::SegmentSize> segments, std::span<const int> fds);
+  /// With mu_ held: queues MAP, with their descriptors, for those of `segments` the peer has
+  /// not been sent yet.
+  void introduce(Peer& peer, std::span<const wire::SegmentSize> segments);
   void accept_all(Events& out);
   /// With mu_ held.
   void write(Peer& peer);

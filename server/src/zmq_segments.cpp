@@ -38,11 +38,9 @@ bool ZmqSegments::make_probe() {
   return true;
 }
 
-void ZmqSegments::introduce(Peer& peer, const std::vector<wire::SegmentSize>& segments,
+void ZmqSegments::introduce(Peer& peer, std::span<const wire::SegmentSize> segments,
                             std::vector<zmq::message_t>& out) {
-  std::vector<wire::SegmentSize> news;
-  for (const auto& segment : segments)
-    if (peer.mapped.insert(segment.id).second) news.push_back(segment);
+  const auto news = peer.ledger.unsent(segments);
   for (std::size_t at = 0; at < news.size(); at += wire::kMaxDescriptorsPerMap) {
     const std::size_t n = std::min(wire::kMaxDescriptorsPerMap, news.size() - at);
     out.push_back(wire::transport_frame(
@@ -72,17 +70,9 @@ std::vector<zmq::message_t> ZmqSegments::on_control(const std::string& routing,
                                     static_cast<std::uint64_t>(probe_->fd()), probe_->size()})));
           }
         } else {
-          const std::size_t room = SegmentPool::kMostLentToOneClient - peer.lent_to_write.size();
-          auto lent = pool_->take(
-              static_cast<std::size_t>(std::min<std::uint64_t>(request.count, room)),
-              static_cast<std::size_t>(std::min<std::uint64_t>(request.min_size, SIZE_MAX)));
-          std::vector<wire::SegmentSize> sizes;
-          for (auto& segment : lent) {
-            sizes.push_back({segment->id, segment->memory.size(), segment->memory.fd()});
-            ids.push_back(segment->id);
-            peer.lent_to_write.emplace(segment->id, std::move(segment));
-          }
-          introduce(peer, sizes, out);
+          const auto lent = peer.ledger.lend(*pool_, request.count, request.min_size);
+          for (const auto& segment : lent) ids.push_back(segment.id);
+          introduce(peer, lent, out);
         }
       }
       // Always answered, with none when none is lent: the client asks again later.
@@ -106,19 +96,9 @@ std::vector<zmq::message_t> ZmqSegments::on_control(const std::string& routing,
     case wire::StreamKind::kRelease: {
       const auto ids = wire::decode_segment_ids(body);
       std::lock_guard lock(mu_);
-      auto found = peers_.find(routing);
-      if (found == peers_.end()) return out;  // nothing was lent to it
-      Peer& peer = found->second;
-      for (std::uint64_t id : ids) {
-        if (auto it = peer.lent_to_read.find(id); it != peer.lent_to_read.end()) {
-          peer.lent_to_read.erase(it);  // its frame gives the segment back
-        } else if (auto lent = peer.lent_to_write.find(id); lent != peer.lent_to_write.end()) {
-          pool_->give_back(std::move(lent->second));
-          peer.lent_to_write.erase(lent);
-        }
-        // Else not this peer's: nothing to give back.
-      }
-      return out;
+      if (auto found = peers_.find(routing); found != peers_.end())
+        found->second.ledger.release(*pool_, ids);
+      return out;  // else nothing was lent to it
     }
     default:
       throw ProtocolError("a client sent a server's transport message (kind " +
@@ -134,18 +114,8 @@ void ZmqSegments::take_placed(const std::string& routing, std::string_view place
   for (const auto& place : places) {
     if (frames[place.frame].size() != 0) throw ValueError("a placed blob frame that is not empty");
     if (found == peers_.end()) throw ValueError("a blob frame in a segment, none being lent");
-    Peer& peer = found->second;
-    auto it = peer.lent_to_write.find(place.segment);
-    if (it == peer.lent_to_write.end())
-      throw ValueError("a blob frame in segment " + std::to_string(place.segment) +
-                       ", which is not lent to this client to write into");
-    const std::uint64_t size = it->second->memory.size();
-    if (place.offset > size || place.length > size - place.offset)
-      throw ValueError("a blob frame of " + std::to_string(place.length) + " bytes at offset " +
-                       std::to_string(place.offset) + " of a segment of " + std::to_string(size));
-    auto held = std::move(it->second);
-    peer.lent_to_write.erase(it);
-    frames[place.frame] = pool_->frame_of(std::move(held), place.offset, place.length);
+    frames[place.frame] =
+        found->second.ledger.take_written(*pool_, place.segment, place.offset, place.length);
   }
 }
 
@@ -156,19 +126,10 @@ ZmqSegments::Outgoing ZmqSegments::place_outgoing(const std::string& routing,
   auto found = peers_.find(routing);
   if (found == peers_.end() || !found->second.takes) return out;
   Peer& peer = found->second;
-  std::vector<wire::Placement> placements;
-  std::vector<wire::SegmentSize> sizes;
-  for (std::size_t i = 1; i < frames.size(); ++i) {
-    if (frames[i].size() < wire::kSegmentThreshold) continue;
-    const auto place = pool_->find(frames[i].data(), frames[i].size());
-    if (!place) continue;
-    sizes.push_back({place->segment, place->segment_size, place->fd});
-    placements.push_back({i, place->segment, place->offset, frames[i].size()});
-    peer.lent_to_read.emplace(place->segment, std::move(frames[i]));
-    frames[i] = zmq::message_t();
-  }
+  std::vector<wire::SegmentSize> placed_in;
+  const auto placements = peer.ledger.lend_to_read(*pool_, frames, placed_in);
   if (placements.empty()) return out;
-  introduce(peer, sizes, out.maps);
+  introduce(peer, placed_in, out.maps);
   out.placement =
       wire::transport_frame(wire::StreamKind::kMessage, wire::encode_placements(placements));
   return out;
@@ -179,8 +140,8 @@ void ZmqSegments::forget(const std::string& routing) {
   auto it = peers_.find(routing);
   if (it == peers_.end()) return;
   if (it->second.takes) --takers_;
-  for (auto& [id, segment] : it->second.lent_to_write) pool_->give_back(std::move(segment));
-  peers_.erase(it);  // and with it the frames it was reading: their segments go back
+  it->second.ledger.give_all_back(*pool_);
+  peers_.erase(it);
 }
 
 }  // namespace zmanager::server

@@ -10,10 +10,10 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "segment_pool.hpp"
@@ -61,16 +61,14 @@ class ZmqSegments {
   struct Peer {
     bool offered = false;  // was sent OFFER
     bool takes = false;    // proved it maps the server's segments
-    std::unordered_set<std::uint64_t> mapped;
-    std::unordered_map<std::uint64_t, SegmentPool::SegmentPtr> lent_to_write;
-    std::unordered_multimap<std::uint64_t, zmq::message_t> lent_to_read;  // until RELEASE
+    SegmentLedger ledger;
   };
   /// With mu_ held: the probe segment and its token, made at the first OFFER. False when the
   /// system refused it (logged): then no peer is offered segments.
   bool make_probe();
   /// With mu_ held: MAP messages for those of `segments` the peer has not been sent.
-  void introduce(Peer& peer, const std::vector<wire::SegmentSize>& segments,
-                 std::vector<zmq::message_t>& out);
+  static void introduce(Peer& peer, std::span<const wire::SegmentSize> segments,
+                        std::vector<zmq::message_t>& out);
 
   const std::shared_ptr<SegmentPool> pool_;
   std::mutex mu_;
