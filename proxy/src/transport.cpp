@@ -118,6 +118,18 @@ class ClientSegments final : public wire::SegmentEndpoint {
     }
     return placed;
   }
+  /// Places each large blob frame of a message in a segment where one fits (place()), then
+  /// gives back the segments read from; returns the frames' places.
+  template <class Send>
+  std::vector<wire::Placement> place_all(const wire::Frames& frames, Send&& send) {
+    std::vector<wire::Placement> placements;
+    for (std::size_t i = 1; i < frames.size(); ++i) {
+      if (frames[i].size() < wire::kSegmentThreshold) continue;
+      if (auto placed = place(i, frames[i], send)) placements.push_back(*placed);
+    }
+    give_back(send);
+    return placements;
+  }
   /// Says the client takes blobs in segments (a LEASE of none).
   template <class Send>
   void open(Send&& send) {
@@ -131,7 +143,6 @@ class ClientSegments final : public wire::SegmentEndpoint {
       send(wire::StreamKind::kRelease, body);
     owed_.clear();
   }
-  bool owes() const { return !owed_.empty(); }
 
  private:
   void check_new(const wire::SegmentSize& segment) const {
@@ -176,37 +187,24 @@ class ZmqTransport final : public Transport {
 
   void send(wire::Frames& frames, bool keep) override {
     std::vector<wire::Placement> placements;
-    if (segments_) {
-      for (std::size_t i = 1; i < frames.size(); ++i) {
-        if (frames[i].size() < wire::kSegmentThreshold) continue;
-        if (auto placed = segments_->place(i, frames[i], control())) placements.push_back(*placed);
-      }
-      segments_->give_back(control());
-    }
+    if (segments_) placements = segments_->place_all(frames, control());
+    if (placements.empty() && !keep) return wire::send_frames(socket_, frames);
     if (!placements.empty()) {
-      // The placed frames go empty; a kept message keeps its own bytes, to be sent again.
       auto head =
           wire::transport_frame(wire::StreamKind::kMessage, wire::encode_placements(placements));
       socket_.send(head, zmq::send_flags::sndmore);
-      std::size_t next_placed = 0;
-      for (std::size_t i = 0; i < frames.size(); ++i) {
-        zmq::message_t part;
-        if (next_placed < placements.size() && placements[next_placed].frame == i)
-          ++next_placed;
-        else if (keep)
-          part.copy(frames[i]);
-        else
-          part = std::move(frames[i]);
-        socket_.send(part,
-                     i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-      }
-      return;
     }
-    if (!keep) return wire::send_frames(socket_, frames);
+    // The placed frames go empty; a kept message keeps its own bytes, to be sent again.
+    std::size_t next_placed = 0;
     for (std::size_t i = 0; i < frames.size(); ++i) {
-      zmq::message_t copy;
-      copy.copy(frames[i]);
-      socket_.send(copy, i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      zmq::message_t part;
+      if (next_placed < placements.size() && placements[next_placed].frame == i)
+        ++next_placed;
+      else if (keep)
+        part.copy(frames[i]);
+      else
+        part = std::move(frames[i]);
+      socket_.send(part, i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
     }
   }
   std::optional<wire::Frames> receive() override {
@@ -324,15 +322,8 @@ class StreamTransport final : public Transport {
   }
 
   void send(wire::Frames& frames, bool keep) override {
-    std::vector<wire::StreamWriter::Placement> placements;
-    if (segments_ && fd_ >= 0) {
-      for (std::size_t i = 1; i < frames.size(); ++i) {
-        if (frames[i].size() < wire::kSegmentThreshold) continue;
-        if (auto placed = segments_->place(i, frames[i], stream_control()))
-          placements.push_back(*placed);
-      }
-      segments_->give_back(stream_control());
-    }
+    std::vector<wire::Placement> placements;
+    if (segments_ && fd_ >= 0) placements = segments_->place_all(frames, stream_control());
     if (keep) {
       wire::Frames copies(frames.size());
       for (std::size_t i = 0; i < frames.size(); ++i) copies[i].copy(frames[i]);
