@@ -114,11 +114,15 @@ std::vector<wire::SegmentSize> SegmentLedger::lend(SegmentPool& pool, std::uint6
   return sizes;
 }
 
-std::vector<wire::SegmentSize> SegmentLedger::unsent(std::span<const wire::SegmentSize> segments) {
-  std::vector<wire::SegmentSize> news;
-  for (const auto& segment : segments)
-    if (sent_.insert(segment.id).second) news.push_back(segment);
-  return news;
+std::vector<std::vector<wire::SegmentSize>> SegmentLedger::unsent(
+    std::span<const wire::SegmentSize> segments) {
+  std::vector<std::vector<wire::SegmentSize>> maps;
+  for (const auto& segment : segments) {
+    if (!sent_.insert(segment.id).second) continue;
+    if (maps.empty() || maps.back().size() == wire::kMaxDescriptorsPerMap) maps.emplace_back();
+    maps.back().push_back(segment);
+  }
+  return maps;
 }
 
 void SegmentLedger::release(SegmentPool& pool, std::span<const std::uint64_t> ids) {

@@ -86,8 +86,9 @@ class SegmentLedger {
   /// as the client is to be told of them (their descriptors in `fd`).
   std::vector<wire::SegmentSize> lend(SegmentPool& pool, std::uint64_t count,
                                       std::uint64_t min_size);
-  /// Those of `segments` whose descriptor the client was not sent yet, counted as sent now.
-  std::vector<wire::SegmentSize> unsent(std::span<const wire::SegmentSize> segments);
+  /// Those of `segments` whose descriptor the client was not sent yet, counted as sent now, in
+  /// groups of at most wire::kMaxDescriptorsPerMap: a MAP each.
+  std::vector<std::vector<wire::SegmentSize>> unsent(std::span<const wire::SegmentSize> segments);
   /// The segments `ids` the client gives back: read from, or lent and not used. Ids that are
   /// not the client's are ignored.
   void release(SegmentPool& pool, std::span<const std::uint64_t> ids);

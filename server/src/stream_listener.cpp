@@ -199,13 +199,13 @@ void StreamListener::write_queued() {
 }
 
 void StreamListener::introduce(Peer& peer, std::span<const wire::SegmentSize> segments) {
-  auto news = peer.ledger.unsent(segments);
-  if (news.empty()) return;
-  // Over the stream the descriptors travel with the MAP, whose entries say no number.
-  std::vector<int> fds;
-  for (auto& segment : news) fds.push_back(static_cast<int>(std::exchange(segment.fd, -1)));
-  peer.writer.push_control(wire::StreamKind::kMap, wire::encode_segment_sizes(news),
-                           std::move(fds));
+  for (auto& map : peer.ledger.unsent(segments)) {
+    // Over the stream the descriptors travel with the MAP, whose entries say no number.
+    std::vector<int> fds;
+    for (auto& segment : map) fds.push_back(static_cast<int>(std::exchange(segment.fd, -1)));
+    peer.writer.push_control(wire::StreamKind::kMap, wire::encode_segment_sizes(map),
+                             std::move(fds));
+  }
 }
 
 void StreamListener::PeerSegments::on_control(wire::StreamKind kind, std::string_view body) {

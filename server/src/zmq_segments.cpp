@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstring>
 
 #include "zmanager/errors.hpp"
@@ -40,13 +39,8 @@ bool ZmqSegments::make_probe() {
 
 void ZmqSegments::introduce(Peer& peer, std::span<const wire::SegmentSize> segments,
                             std::vector<zmq::message_t>& out) {
-  const auto news = peer.ledger.unsent(segments);
-  for (std::size_t at = 0; at < news.size(); at += wire::kMaxDescriptorsPerMap) {
-    const std::size_t n = std::min(wire::kMaxDescriptorsPerMap, news.size() - at);
-    out.push_back(wire::transport_frame(
-        wire::StreamKind::kMap,
-        wire::encode_segment_sizes(std::span<const wire::SegmentSize>(news).subspan(at, n))));
-  }
+  for (const auto& map : peer.ledger.unsent(segments))
+    out.push_back(wire::transport_frame(wire::StreamKind::kMap, wire::encode_segment_sizes(map)));
 }
 
 std::vector<zmq::message_t> ZmqSegments::on_control(const std::string& routing,

@@ -103,6 +103,27 @@ TEST(Segments, AKilledClientsSegmentsGoBackToThePoolAtOnce) {
   expect_a_killed_clients_segments_back(server, server.local_address);
 }
 
+// A reply whose blobs lie in more segments than one MAP may name (32) makes them known to the
+// client in several MAPs, over either transport.
+TEST(Segments, AReplyWithBlobsInMoreSegmentsThanOneMapNamesArrivesWhole) {
+  auto server = test::ServerProcess::start_with_local_address();
+  for (const auto& reader_address : {server.local_address, server.address}) {
+    auto writer = server.connect(server.local_address);
+    auto box = writer->get_shared<Box>("shared_box");
+    constexpr unsigned kBlobs = 48;
+    for (unsigned i = 0; i < kBlobs; ++i) box.pile(pattern(64 * 1024, i));
+    ASSERT_GT(writer->stats().segments, zmanager::wire::kMaxDescriptorsPerMap)
+        << "too few blobs went through segments to need two MAPs";
+    // Another client, which was sent none of the segments those blobs are in.
+    auto reader = server.connect(reader_address);
+    const auto piled = reader->get_shared<Box>("shared_box").with_timeout(10s).take_pile();
+    ASSERT_EQ(piled.size(), kBlobs) << reader_address;
+    for (unsigned i = 0; i < kBlobs; ++i)
+      EXPECT_EQ(piled[i], pattern(64 * 1024, i)) << reader_address << ", blob " << i;
+    EXPECT_EQ(reader->stats().rejected, 0u) << reader_address;
+  }
+}
+
 /// Records the server's own stream messages a raw client receives.
 struct RecordedControls : zmanager::wire::SegmentEndpoint {
   void on_control(zmanager::wire::StreamKind kind, std::string_view body) override {

@@ -167,9 +167,14 @@ struct Box {
   /// The value, moved out: its bytes leave without a copy.
   zmanager::Value take() { return std::exchange(value, zmanager::Value()); }
   std::string kind() const { return std::string(value.kind()); }
+  /// Bytes kept as they came (in the segments a same-host client placed them in), and taken
+  /// back all in one reply.
+  void pile(zmanager::Bytes b) { piled.push_back(std::move(b)); }
+  std::vector<zmanager::Bytes> take_pile() { return std::exchange(piled, {}); }
   zmanager::Value value;
+  std::vector<zmanager::Bytes> piled;
 };
-ZMANAGER_EXPOSE(Box, set, get, take, kind)
+ZMANAGER_EXPOSE(Box, set, get, take, kind, pile, take_pile)
 
 // A method that takes a while, to show other objects are not stalled behind it.
 struct Sleeper {
