@@ -106,6 +106,12 @@ struct Args {
   bool segments = true;
 };
 
+bool parse_on_off(const std::string& s, const char* what) {
+  if (s != "on" && s != "off")
+    throw std::invalid_argument(std::string(what) + " must be on or off");
+  return s == "on";
+}
+
 std::int64_t parse_int(const std::string& s, std::int64_t lo, std::int64_t hi, const char* what) {
   std::size_t used = 0;
   std::int64_t v = std::stoll(s, &used);
@@ -141,12 +147,9 @@ Args parse(int argc, char** argv) {
         throw std::invalid_argument("--transport must be zmq or unix");
       a.transport = value;
     } else if (opt == "--segments") {
-      if (value != "on" && value != "off")
-        throw std::invalid_argument("--segments must be on or off");
-      a.segments = value == "on";
+      a.segments = parse_on_off(value, "--segments");
     } else if (opt == "--batch") {
-      if (value != "on" && value != "off") throw std::invalid_argument("--batch must be on or off");
-      a.batch = value == "on";
+      a.batch = parse_on_off(value, "--batch");
     } else if (opt == "--address") {
       a.address = value;
     } else if (opt == "--id") {
@@ -293,10 +296,11 @@ int serve(const std::string& authkey, int address_fd, const std::string& transpo
     // Abstract (no file to remove), named after this process so that runs never collide.
     std::string local;
     if (transport == "unix") local = "unix://@zmanager-bench-" + std::to_string(::getpid());
-    zmanager::SyncManager manager({.address = "tcp://127.0.0.1:0",
-                                   .local_address = local,
-                                   .authkey = authkey,
-                                   .segment_pool_bytes = segments ? std::size_t{256} << 20 : 0});
+    zmanager::SyncManager manager(
+        {.address = "tcp://127.0.0.1:0",
+         .local_address = local,
+         .authkey = authkey,
+         .segment_pool_bytes = segments ? zmanager::ManagerOptions{}.segment_pool_bytes : 0});
     manager.register_type<Maths>("Maths");
     manager.register_shared_dict(kBoard);
     zmanager::Server& server = manager.get_server();
