@@ -137,8 +137,10 @@ std::optional<std::string> remap_call(wire::Frames& frames, const IdMap& moved) 
 // itself when the socket is free; a thread waiting for a reply takes the socket and reads
 // replies (completing other threads' calls too) until its own has arrived, then hands the
 // socket back. Requests made while another thread holds the socket are queued for it, with an
-// eventfd to wake it from its poll. A keeper thread takes the socket only while nobody else
-// does, to send heartbeats and read what arrives for calls nobody is waiting on yet.
+// eventfd to wake it from its poll; a thread that is the only one waiting waits inside ZeroMQ
+// instead, where nothing can wake it, for kMostWaitedAlone at most. A keeper thread takes the
+// socket only while nobody else does, to send heartbeats and read what arrives for calls nobody is
+// waiting on yet.
 //
 // The session. The first handshake happens in the constructor; later ones when the session is
 // lost (docs/reliability.md, "Reconnecting"): the server answers `no_session` (it restarted, or
@@ -158,6 +160,11 @@ class Connection final : public detail::Channel {
   /// wait, or for 31 more calls, before the keeper sends it: the cost of the coalescing to a
   /// caller that sends a call and then does other work without waiting for anything.
   static constexpr std::chrono::microseconds kMostHeldFor{500};
+  /// How long a thread waiting for its reply, while no other thread waits, waits inside the
+  /// transport (Transport::wait_alone) before it waits where other threads can wake it. Most
+  /// replies come within it, for fewer system calls; a request another thread makes meanwhile
+  /// waits for it at most this long (or until the reply comes, if sooner).
+  static constexpr std::chrono::milliseconds kMostWaitedAlone{1};
 
   explicit Connection(const ConnectOptions& options);
   ~Connection() override;
@@ -308,6 +315,8 @@ class Connection final : public detail::Channel {
   PendingMap pending_;  // sent, not answered; kept to resend
   // Whether pending_ holds any call, for threads that do not hold the socket (enqueue()).
   std::atomic<bool> awaiting_replies_{false};
+  // Threads in wait_for_reply(): with one, its pump() may wait alone (kMostWaitedAlone).
+  std::atomic<int> waiting_threads_{0};
   // Nodes of answered calls, for the next calls: a node allocated per call showed in profiles.
   std::vector<PendingMap::node_type> spare_nodes_;
   std::vector<Outgoing> batch_;    // being gathered by transmit_all (kept for its capacity)
@@ -949,10 +958,11 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
   // Reads after waiting, not before: the wait returns at once when a message is already there,
   // and a read that finds nothing costs a system call (ZeroMQ checks its mailbox; the stream
   // reads its socket) for every synchronous call.
+  const auto start = Clock::now();
   const auto poll_until =
-      Clock::now() +
-      (transport_->worth_polling() ? reply_spin_.next() : std::chrono::microseconds(0));
-  bool polling = poll_until > Clock::now();
+      start + (transport_->worth_polling() ? reply_spin_.next() : std::chrono::microseconds(0));
+  bool polling = poll_until > start;
+  const auto alone_until = start + kMostWaitedAlone;
   while (true) {
     if (!send_queued()) return finish();
     if (state.done()) break;
@@ -970,7 +980,11 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
     }
     const auto timeout = polling ? std::chrono::milliseconds(0)
                                  : std::chrono::ceil<std::chrono::milliseconds>(until - now);
-    if (transport_->wait(timeout, wake_fd_)) {
+    const bool alone =
+        !polling && now < alone_until && waiting_threads_.load(std::memory_order_relaxed) == 1 &&
+        transport_->wait_alone(
+            std::min(timeout, std::chrono::ceil<std::chrono::milliseconds>(alone_until - now)));
+    if (!alone && transport_->wait(timeout, wake_fd_)) {
       std::uint64_t count;
       [[maybe_unused]] auto n = ::read(wake_fd_, &count, sizeof count);
     }
@@ -981,6 +995,11 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
 
 bool Connection::wait_for_reply(detail::CallState& state,
                                 std::optional<Clock::time_point> deadline) {
+  waiting_threads_.fetch_add(1, std::memory_order_relaxed);
+  struct Leaving {
+    std::atomic<int>& count;
+    ~Leaving() { count.fetch_sub(1, std::memory_order_relaxed); }
+  } leaving{waiting_threads_};
   std::unique_lock lock(mu_);
   while (true) {
     if (state.done()) return true;

@@ -208,10 +208,10 @@ class ZmqTransport final : public Transport {
     }
   }
   std::optional<wire::Frames> receive() override {
-    while (auto frames = wire::recv_frames(socket_)) {
-      if (frames->empty() || !wire::is_transport_frame(frames->front())) return frames;
-      if (take_transport(*frames)) return frames;
-    }
+    if (auto frames = std::exchange(arrived_, std::nullopt))
+      if (passes_up(*frames)) return frames;
+    while (auto frames = wire::recv_frames(socket_))
+      if (passes_up(*frames)) return frames;
     return std::nullopt;
   }
   bool wait(std::chrono::milliseconds timeout, int wake_fd) override {
@@ -224,6 +224,24 @@ class ZmqTransport final : public Transport {
     const int n = ::poll(fds, wake_fd >= 0 ? 2 : 1,
                          static_cast<int>(std::max<std::int64_t>(0, timeout.count())));
     return n > 0 && wake_fd >= 0 && (fds[1].revents & POLLIN);
+  }
+  bool wait_alone(std::chrono::milliseconds timeout) override {
+    // A blocking receive sleeps on ZeroMQ's own mailbox and reads the message when it wakes:
+    // per synchronous call, one poll(2) and one getpid(2) inside libzmq where wait() and the
+    // read after it make three polls and two getpids (measured with 8 client processes on 2
+    // vCPUs: 0.84x the raw ZeroMQ floor's calls/s before, 0.90x after, medians of 7 rounds).
+    if (arrived_) return true;
+    const int ms = static_cast<int>(std::max<std::int64_t>(0, timeout.count()));
+    if (ms != receive_timeout_ms_) {
+      socket_.set(zmq::sockopt::rcvtimeo, ms);  // a socket option: no system call
+      receive_timeout_ms_ = ms;
+    }
+    try {
+      arrived_ = wire::recv_frames(socket_, /*wait=*/true);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) throw;  // a signal ends the wait, as it ends wait()'s poll
+    }
+    return true;
   }
   std::optional<std::string> take_break() override { return std::exchange(break_, std::nullopt); }
   void close_and_flush() override {
@@ -248,6 +266,12 @@ class ZmqTransport final : public Transport {
     }
   };
   Control control() { return {&socket_}; }
+
+  /// Whether a message read from the socket goes up to the Connection: true unless it was the
+  /// transport's own (see take_transport()).
+  bool passes_up(wire::Frames& frames) {
+    return frames.empty() || !wire::is_transport_frame(frames.front()) || take_transport(frames);
+  }
 
   /// A message whose first frame is the transport's: true when it is a message to pass up
   /// (its blob frames placed in segments, now copied out), false when it was the transport's
@@ -305,6 +329,8 @@ class ZmqTransport final : public Transport {
   int socket_fd_ = -1;                      // ZMQ_FD, the same for the socket's life
   std::optional<ClientSegments> segments_;  // the server's probe was read (version 6)
   std::optional<std::string> break_;
+  std::optional<wire::Frames> arrived_;  // read by wait_alone(), for receive()
+  int receive_timeout_ms_ = -1;          // ZMQ_RCVTIMEO as last set (-1: ZeroMQ's default)
 };
 
 // The same-host transport's client end. Like a DEALER socket it connects again on its own

@@ -28,6 +28,12 @@ class Transport {
   /// Waits until a message may have arrived, `wake_fd` (if not -1) is readable, or `timeout`
   /// passes; true when `wake_fd` is readable.
   virtual bool wait(std::chrono::milliseconds timeout, int wake_fd) = 0;
+  /// Waits like wait() but watching no wake descriptor, where that costs the transport less
+  /// (see Connection::kMostWaitedAlone): false, at once, where it does not.
+  virtual bool wait_alone(std::chrono::milliseconds timeout) {
+    (void)timeout;
+    return false;
+  }
   /// Why the connection broke since last asked (the server closed it: it stopped or died), if
   /// the transport can tell (ZeroMQ reconnects silently and cannot), or why its session must
   /// end (the server sent a malformed transport message).

@@ -221,9 +221,10 @@ void send_frames(zmq::socket_ref socket, Frames& frames) {
   }
 }
 
-std::optional<Frames> recv_frames(zmq::socket_ref socket) {
+std::optional<Frames> recv_frames(zmq::socket_ref socket, bool wait) {
   zmq::message_t part;
-  if (!socket.recv(part, zmq::recv_flags::dontwait)) return std::nullopt;
+  if (!socket.recv(part, wait ? zmq::recv_flags::none : zmq::recv_flags::dontwait))
+    return std::nullopt;
   Frames frames;
   // Room for a routing id and a body, the shape of every message a server reads: one
   // allocation instead of two.

@@ -149,8 +149,9 @@ std::vector<std::uint64_t> as_id_list(const msgpack::object& o, std::string_view
 
 /// Sends all frames as one multipart message; `more_after` when an envelope precedes more parts.
 void send_frames(zmq::socket_ref socket, Frames& frames);
-/// Receives one whole multipart message without blocking; empty when none is ready.
-std::optional<Frames> recv_frames(zmq::socket_ref socket);
+/// Receives one whole multipart message without blocking; empty when none is ready. With
+/// `wait`, waits for it up to the socket's receive timeout (ZMQ_RCVTIMEO) first.
+std::optional<Frames> recv_frames(zmq::socket_ref socket, bool wait = false);
 
 // ---- authentication: mutual HMAC-SHA256 challenge-response (docs/protocol.md, "Handshake") ----
 using Nonce = std::array<std::uint8_t, 32>;
