@@ -5,7 +5,10 @@
 // queue_1MiB the server is a relay holding a bounded queue of 1 MiB items between a producer
 // process and this one, the traffic of a managed queue with nothing else.
 //   bench_zmq_floor --scenario NAME [--seconds S] [--window W] [--clients N] [--items K]
-// prints one JSON line, in the format every benchmark program shares.
+//                   [--client-work N] [--client-touch BYTES] [--server-work N]
+//                   [--server-syscalls N] [--work-after-send]
+// prints one JSON line, in the format every benchmark program shares. The last five add plain
+// work to each round trip (see AddedWork); they are off unless given.
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -19,12 +22,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <system_error>
 #include <vector>
 
@@ -47,6 +52,44 @@ constexpr std::array<const char*, 8> kSupported = {
     "sync_add",      "dict_set",         "dict_get",           "lock_pair",
     "pipelined_add", "clients_sync_add", "clients_window_add", "queue_1MiB"};
 constexpr std::array<const char*, 3> kUnsupported = {"queue_64B", "parked_waiters", "dict_1M_rss"};
+
+// ---- Added work ------------------------------------------------------------------------------
+// An analysis aid: plain work added to each round trip, to measure what work of a given size
+// costs the floor itself. A zmanager call does more work than an echo; whether work of that size
+// is what makes it slower is a question for these options (docs/performance.md, eighteenth day).
+struct AddedWork {
+  long client_muladds = 0;   // dependent multiply-adds by each client per round trip
+  long client_touch = 0;     // bytes of its own buffer each client writes, one byte per line
+  long server_muladds = 0;   // dependent multiply-adds by the server per request
+  long server_syscalls = 0;  // getppid(2) calls by the server per request
+  bool after_send = false;   // the work follows the send (request or reply) instead of preceding it
+};
+AddedWork g_added;  // set by main before the server is forked
+
+void multiply_adds(long n) {
+  // Each step depends on the one before, so the compiler cannot fold the loop and the CPU cannot
+  // overlap its steps: n steps take about 4n cycles, with no memory traffic.
+  volatile std::uint64_t seed = 1;
+  std::uint64_t x = seed;
+  for (long i = 0; i < n; ++i) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+  seed = x;
+}
+
+// One-at-a-time scenarios only (run_sync); a window's calls get none.
+void client_work() {
+  if (g_added.client_muladds == 0 && g_added.client_touch == 0) return;  // the floor unchanged
+  multiply_adds(g_added.client_muladds);
+  static std::vector<char> buffer(static_cast<std::size_t>(g_added.client_touch));
+  constexpr std::size_t kLine = 64;
+  for (std::size_t i = 0; i < buffer.size(); i += kLine)
+    buffer[i] = static_cast<char>(buffer[i] + 1);
+}
+
+void server_work() {
+  if (g_added.server_muladds == 0 && g_added.server_syscalls == 0) return;
+  multiply_adds(g_added.server_muladds);
+  for (long i = 0; i < g_added.server_syscalls; ++i) (void)::getppid();
+}
 
 // ---- The echo server -------------------------------------------------------------------------
 
@@ -93,8 +136,10 @@ int serve(int endpoint_w, int stop_r) {
     while (body.more()) {  // not sent by our clients; dropped rather than echoed in pieces
       if (!router.recv(body)) throw std::runtime_error("truncated request");
     }
+    if (!g_added.after_send) server_work();
     if (!router.send(id, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
       throw std::runtime_error("reply not sent within the timeout");
+    if (g_added.after_send) server_work();
   }
   return 0;
 }
@@ -239,7 +284,9 @@ Measured run_sync(EchoClient& c, double seconds, int trips, bool record) {
     const auto begin = Clock::now();
     for (int t = 0; t < trips; ++t) {
       const std::uint64_t seq = c.next_seq++;
+      if (!g_added.after_send) client_work();
       c.send(seq, static_cast<std::uint32_t>(t));
+      if (g_added.after_send) client_work();
       if (c.recv() != seq) throw std::runtime_error("reply out of order");
     }
     done = Clock::now();
@@ -372,10 +419,46 @@ void many_clients(const Options& o, bool windowed, int& stop_w) {
   print_aggregate(kImpl, o, a, windowed ? o.window : 0);
 }
 
+// Takes the AddedWork options out of the command line (the others are the floors' shared ones).
+AddedWork take_added_work(int& argc, char** argv) {
+  AddedWork added;
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--work-after-send") {
+      added.after_send = true;
+      continue;
+    }
+    long* field = arg == "--client-work"       ? &added.client_muladds
+                  : arg == "--client-touch"    ? &added.client_touch
+                  : arg == "--server-work"     ? &added.server_muladds
+                  : arg == "--server-syscalls" ? &added.server_syscalls
+                                               : nullptr;
+    if (field == nullptr) {
+      argv[kept++] = argv[i];
+      continue;
+    }
+    char* end = nullptr;
+    const long n = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : -1;
+    if (end == nullptr || *end != '\0' || n < 0 || n > 10'000'000)
+      throw std::runtime_error(std::string(arg) + " must be an integer in [0, 10000000]");
+    *field = n;
+    ++i;
+  }
+  argc = kept;
+  return added;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   g_program = "bench_zmq_floor";
+  try {
+    g_added = take_added_work(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_zmq_floor: %s\n", e.what());
+    return 2;
+  }
   Options o;
   if (int exit_code = 0; !options_to_run(argc, argv, kImpl, kSupported, kUnsupported, o, exit_code))
     return exit_code;
