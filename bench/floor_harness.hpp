@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <span>
@@ -75,6 +76,17 @@ inline Options parse(int argc, char** argv) {
   if (o.window < 0 || o.window > 1000) throw std::runtime_error("--window must be in 1..1000");
   if (o.clients < 1 || o.clients > 128) throw std::runtime_error("--clients must be in 1..128");
   return o;
+}
+
+// The integer after argv[i], an option of one program's own (which parse() does not take): in
+// [0, max], or an error naming the option.
+inline long integer_after(int argc, char** argv, int i, long max) {
+  char* end = nullptr;
+  const long n = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : -1;
+  if (end == nullptr || *end != '\0' || n < 0 || n > max)
+    throw std::runtime_error(std::string(argv[i]) + " must be an integer in [0, " +
+                             std::to_string(max) + "]");
+  return n;
 }
 
 inline Clock::duration to_duration(double seconds) {

@@ -409,11 +409,7 @@ std::chrono::microseconds take_spin(int& argc, char** argv) {
       argv[kept++] = argv[i];
       continue;
     }
-    char* end = nullptr;
-    const long us = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : -1;
-    if (end == nullptr || *end != '\0' || us < 0 || us > 100'000)
-      throw std::runtime_error("--spin must be an integer in [0, 100000]");
-    spin = std::chrono::microseconds(us);
+    spin = std::chrono::microseconds(integer_after(argc, argv, i, 100'000));
     ++i;
   }
   argc = kept;

@@ -22,7 +22,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -438,11 +437,7 @@ AddedWork take_added_work(int& argc, char** argv) {
       argv[kept++] = argv[i];
       continue;
     }
-    char* end = nullptr;
-    const long n = i + 1 < argc ? std::strtol(argv[i + 1], &end, 10) : -1;
-    if (end == nullptr || *end != '\0' || n < 0 || n > 10'000'000)
-      throw std::runtime_error(std::string(arg) + " must be an integer in [0, 10000000]");
-    *field = n;
+    *field = integer_after(argc, argv, i, 10'000'000);
     ++i;
   }
   argc = kept;
