@@ -5,12 +5,17 @@
 // queue_1MiB the server is a relay holding a bounded queue of 1 MiB items between a producer
 // process and this one, the traffic of a managed queue with nothing else.
 //   bench_zmq_floor --scenario NAME [--seconds S] [--window W] [--clients N] [--items K]
-//                   [--client-work N] [--client-touch BYTES] [--server-work N]
-//                   [--server-syscalls N] [--work-after-send]
-// prints one JSON line, in the format every benchmark program shares. The last five add plain
-// work to each round trip (see AddedWork); they are off unless given.
+//                   [--client-work N] [--client-touch BYTES] [--client-code LINES]
+//                   [--client-chase LINES] [--server-work N] [--server-touch BYTES]
+//                   [--server-code LINES] [--server-chase LINES] [--server-syscalls N]
+//                   [--work-after-send] [--server-loop-epoll]
+// prints one JSON line, in the format every benchmark program shares. The options after --items
+// are analysis aids, off unless given: they add plain work to each round trip (see AddedWork),
+// or make the echo server wait as zmanager's does (serve_like_zmanager).
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +31,7 @@
 #include <deque>
 #include <functional>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -55,13 +61,21 @@ constexpr std::array<const char*, 3> kUnsupported = {"queue_64B", "parked_waiter
 // ---- Added work ------------------------------------------------------------------------------
 // An analysis aid: plain work added to each round trip, to measure what work of a given size
 // costs the floor itself. A zmanager call does more work than an echo; whether work of that size
-// is what makes it slower is a question for these options (docs/performance.md, eighteenth day).
+// is what makes it slower is a question for these options (docs/performance.md, eighteenth and
+// nineteenth days). The same kinds of work for either side, each off unless given.
+struct SideWork {
+  long muladds = 0;     // dependent multiply-adds per round trip
+  long touch = 0;       // bytes of a buffer written, one byte per cache line, in address order
+  long code_lines = 0;  // cache lines of code run, each a jump to the next in a shuffled order
+  long data_lines = 0;  // cache lines of data read, each holding the next one's index (shuffled)
+  long syscalls = 0;    // getppid(2) calls
+  bool any() const { return muladds || touch || code_lines || data_lines || syscalls; }
+};
 struct AddedWork {
-  long client_muladds = 0;   // dependent multiply-adds by each client per round trip
-  long client_touch = 0;     // bytes of its own buffer each client writes, one byte per line
-  long server_muladds = 0;   // dependent multiply-adds by the server per request
-  long server_syscalls = 0;  // getppid(2) calls by the server per request
-  bool after_send = false;   // the work follows the send (request or reply) instead of preceding it
+  SideWork client;          // by each client, per round trip (one-at-a-time scenarios only)
+  SideWork server;          // by the server, per request
+  bool after_send = false;  // the work follows the send (request or reply) instead of preceding it
+  bool epoll_loop = false;  // the server waits as zmanager's does (serve_like_zmanager)
 };
 AddedWork g_added;  // set by main before the server is forked
 
@@ -74,20 +88,104 @@ void multiply_adds(long n) {
   seed = x;
 }
 
-// One-at-a-time scenarios only (run_sync); a window's calls get none.
-void client_work() {
-  if (g_added.client_muladds == 0 && g_added.client_touch == 0) return;  // the floor unchanged
-  multiply_adds(g_added.client_muladds);
-  static std::vector<char> buffer(static_cast<std::size_t>(g_added.client_touch));
-  constexpr std::size_t kLine = 64;
+constexpr std::size_t kLine = 64;
+
+// 0..n-1 in an order no prefetcher follows: what the lines of a program's code and data that one
+// call runs through look like to the caches, unlike a loop over an array.
+std::vector<std::size_t> shuffled(std::size_t n) {
+  std::vector<std::size_t> order(n);
+  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(42));
+  return order;
+}
+
+// Machine code (x86-64) spread over `lines` cache lines: each line holds a jump to the next one
+// of a shuffled order, the last a return. Running it fetches every line once, about as a call
+// through many small functions does, at the cost of a jump per line when the lines are cached.
+class CodeChain {
+ public:
+  explicit CodeChain(std::size_t lines) : bytes_(lines * kLine) {
+    if (lines == 0) return;
+#if !defined(__x86_64__)
+    throw std::runtime_error("--client-code and --server-code are for x86-64 only");
+#endif
+    void* mem = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) throw std::runtime_error("mmap for --*-code failed");
+    code_ = static_cast<unsigned char*>(mem);
+    std::memset(code_, 0xcc, bytes_);  // int3 wherever no jump lands
+    const auto order = shuffled(lines);
+    for (std::size_t k = 0; k + 1 < lines; ++k) {
+      unsigned char* at = code_ + order[k] * kLine;
+      const auto rel = static_cast<std::int32_t>(static_cast<std::int64_t>(order[k + 1] * kLine) -
+                                                 static_cast<std::int64_t>(order[k] * kLine + 5));
+      at[0] = 0xe9;  // jmp rel32
+      std::memcpy(at + 1, &rel, sizeof rel);
+    }
+    code_[order.back() * kLine] = 0xc3;  // ret
+    entry_ = code_ + order.front() * kLine;
+    if (::mprotect(code_, bytes_, PROT_READ | PROT_EXEC) != 0)
+      throw std::runtime_error("mprotect for --*-code failed");
+  }
+  CodeChain(const CodeChain&) = delete;
+  CodeChain& operator=(const CodeChain&) = delete;
+  ~CodeChain() {
+    if (code_) ::munmap(code_, bytes_);
+  }
+  void run() const {
+    if (entry_) reinterpret_cast<void (*)()>(entry_)();
+  }
+
+ private:
+  std::size_t bytes_;
+  unsigned char* code_ = nullptr;
+  unsigned char* entry_ = nullptr;
+};
+
+// `lines` cache lines of data, each holding the index of the next in a shuffled order: reading
+// them is a chain of dependent loads, one miss after another when they are not cached.
+class DataChase {
+ public:
+  explicit DataChase(std::size_t lines) : words_(lines * kWordsPerLine) {
+    const auto order = shuffled(lines);
+    for (std::size_t k = 0; k < lines; ++k)
+      words_[order[k] * kWordsPerLine] = order[(k + 1) % lines];
+    if (lines > 0) first_ = order.front();
+  }
+  void run() const {
+    std::size_t at = first_;
+    for (std::size_t k = 0; k < words_.size() / kWordsPerLine; ++k) at = words_[at * kWordsPerLine];
+    volatile std::size_t sink = at;
+    (void)sink;
+  }
+
+ private:
+  static constexpr std::size_t kWordsPerLine = kLine / sizeof(std::size_t);
+  std::vector<std::size_t> words_;
+  std::size_t first_ = 0;
+};
+
+// One side's work. What it needs is made on its first round trip, in the process that runs it
+// (each process works for one side only: the server, or one client).
+void do_work(const SideWork& w) {
+  if (!w.any()) return;  // the floor unchanged
+  multiply_adds(w.muladds);
+  static std::vector<char> buffer(static_cast<std::size_t>(w.touch));
   for (std::size_t i = 0; i < buffer.size(); i += kLine)
     buffer[i] = static_cast<char>(buffer[i] + 1);
+  static const CodeChain code(static_cast<std::size_t>(w.code_lines));
+  code.run();
+  static const DataChase data(static_cast<std::size_t>(w.data_lines));
+  data.run();
+  for (long i = 0; i < w.syscalls; ++i) (void)::getppid();
+}
+
+// One-at-a-time scenarios only (run_sync); a window's calls get none.
+void client_work() {
+  do_work(g_added.client);
 }
 
 void server_work() {
-  if (g_added.server_muladds == 0 && g_added.server_syscalls == 0) return;
-  multiply_adds(g_added.server_muladds);
-  for (long i = 0; i < g_added.server_syscalls; ++i) (void)::getppid();
+  do_work(g_added.server);
 }
 
 // ---- The echo server -------------------------------------------------------------------------
@@ -140,6 +238,48 @@ int serve(int endpoint_w, int stop_r) {
       throw std::runtime_error("reply not sent within the timeout");
     if (g_added.after_send) server_work();
   }
+  return 0;
+}
+
+// The echo server shaped as zmanager's poll step (server/src/server.cpp, Impl::serve), with no
+// object layer: it waits in epoll_wait(2) on the ROUTER's descriptor beside its other ones, not
+// inside ZeroMQ, so that other threads can send on the socket meanwhile; ZMQ_EVENTS says whether
+// a message is really there (the descriptor is an edge that any operation may consume). Woken by
+// the descriptor, it reads one request; found waiting, up to 1024. It replies at the end of the
+// step. What this costs against serve() is what that way of waiting costs, whatever zmanager's
+// own work per call.
+int serve_like_zmanager(int endpoint_w, int stop_r) {
+  zmq::context_t ctx(1);
+  zmq::socket_t router = bind_router(ctx, endpoint_w);
+  const int epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd < 0) throw std::runtime_error("epoll_create1 failed");
+  epoll_event watch{};
+  watch.events = EPOLLIN;
+  if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, router.get(zmq::sockopt::fd), &watch) != 0)
+    throw std::runtime_error("epoll_ctl failed");
+  std::vector<std::pair<zmq::message_t, zmq::message_t>> step;  // (peer, body)
+  bool unsure = true;  // an operation since the last wait may have consumed the edge
+  for (;;) {
+    const bool ready = unsure && (router.get(zmq::sockopt::events) & ZMQ_POLLIN);
+    if (!ready) {
+      epoll_event got;
+      if (::epoll_wait(epoll_fd, &got, 1, kServerPollMs) == 0 && parent_says_stop(stop_r)) break;
+    }
+    for (int i = 0; i < (ready ? 1024 : 1); ++i) {
+      zmq::message_t peer, body;
+      if (!router.recv(peer, zmq::recv_flags::dontwait)) break;
+      if (!peer.more() || !router.recv(body)) throw std::runtime_error("request without a body");
+      step.emplace_back(std::move(peer), std::move(body));
+    }
+    unsure = true;
+    for (auto& [peer, body] : step) {
+      server_work();
+      if (!router.send(peer, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
+        throw std::runtime_error("reply not sent within the timeout");
+    }
+    step.clear();
+  }
+  ::close(epoll_fd);
   return 0;
 }
 
@@ -213,6 +353,7 @@ std::string start_server(int& stop_w, int (*serve_with)(int, int) = serve) {
   spawn([&] {
     close(endpoint.r);
     close(stop.w);
+    if (serve_with == serve && g_added.epoll_loop) return serve_like_zmanager(endpoint.w, stop.r);
     return serve_with(endpoint.w, stop.r);
   });
   close(endpoint.w);
@@ -428,10 +569,19 @@ AddedWork take_added_work(int& argc, char** argv) {
       added.after_send = true;
       continue;
     }
-    long* field = arg == "--client-work"       ? &added.client_muladds
-                  : arg == "--client-touch"    ? &added.client_touch
-                  : arg == "--server-work"     ? &added.server_muladds
-                  : arg == "--server-syscalls" ? &added.server_syscalls
+    if (arg == "--server-loop-epoll") {
+      added.epoll_loop = true;
+      continue;
+    }
+    long* field = arg == "--client-work"       ? &added.client.muladds
+                  : arg == "--client-touch"    ? &added.client.touch
+                  : arg == "--client-code"     ? &added.client.code_lines
+                  : arg == "--client-chase"    ? &added.client.data_lines
+                  : arg == "--server-work"     ? &added.server.muladds
+                  : arg == "--server-touch"    ? &added.server.touch
+                  : arg == "--server-code"     ? &added.server.code_lines
+                  : arg == "--server-chase"    ? &added.server.data_lines
+                  : arg == "--server-syscalls" ? &added.server.syscalls
                                                : nullptr;
     if (field == nullptr) {
       argv[kept++] = argv[i];
