@@ -251,35 +251,45 @@ int serve(int endpoint_w, int stop_r) {
 int serve_like_zmanager(int endpoint_w, int stop_r) {
   zmq::context_t ctx(1);
   zmq::socket_t router = bind_router(ctx, endpoint_w);
-  const int epoll_fd = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd < 0) throw std::runtime_error("epoll_create1 failed");
+  struct EpollSet {
+    int fd = ::epoll_create1(EPOLL_CLOEXEC);
+    ~EpollSet() {
+      if (fd >= 0) ::close(fd);
+    }
+  } poll_set;
+  if (poll_set.fd < 0) throw std::runtime_error("epoll_create1 failed");
   epoll_event watch{};
   watch.events = EPOLLIN;
-  if (::epoll_ctl(epoll_fd, EPOLL_CTL_ADD, router.get(zmq::sockopt::fd), &watch) != 0)
+  if (::epoll_ctl(poll_set.fd, EPOLL_CTL_ADD, router.get(zmq::sockopt::fd), &watch) != 0)
     throw std::runtime_error("epoll_ctl failed");
   std::vector<std::pair<zmq::message_t, zmq::message_t>> step;  // (peer, body)
-  bool unsure = true;  // an operation since the last wait may have consumed the edge
+  // As zmanager's router_unsure: after a send, or a read that did not empty the socket, the
+  // descriptor's edge may be gone with a message waiting, so ZMQ_EVENTS is asked before sleeping.
+  bool unsure = true;
   for (;;) {
     const bool ready = unsure && (router.get(zmq::sockopt::events) & ZMQ_POLLIN);
     if (!ready) {
       epoll_event got;
-      if (::epoll_wait(epoll_fd, &got, 1, kServerPollMs) == 0 && parent_says_stop(stop_r)) break;
+      if (::epoll_wait(poll_set.fd, &got, 1, kServerPollMs) == 0 && parent_says_stop(stop_r)) break;
     }
+    unsure = true;
     for (int i = 0; i < (ready ? 1024 : 1); ++i) {
       zmq::message_t peer, body;
-      if (!router.recv(peer, zmq::recv_flags::dontwait)) break;
+      if (!router.recv(peer, zmq::recv_flags::dontwait)) {
+        unsure = false;
+        break;
+      }
       if (!peer.more() || !router.recv(body)) throw std::runtime_error("request without a body");
       step.emplace_back(std::move(peer), std::move(body));
     }
-    unsure = true;
     for (auto& [peer, body] : step) {
       server_work();
       if (!router.send(peer, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
         throw std::runtime_error("reply not sent within the timeout");
+      unsure = true;
     }
     step.clear();
   }
-  ::close(epoll_fd);
   return 0;
 }
 
