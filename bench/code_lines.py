@@ -90,6 +90,19 @@ def measure(cmd, scenario, extra, seconds):
                              for (pid, thread), path in files.items()}
 
 
+def paired(short, long):
+    """(key in the long run, its parse() there, the same thread's parse() in the short run).
+    Threads are paired by rank of instructions within their process, not by number: which of a
+    server's pool threads does the polling differs from one run to the next."""
+    def ranked(run, process):
+        keys = [k for k in run if k[0] == process]
+        return sorted(keys, key=lambda k: -run[k][0])
+    for process in sorted({k[0] for k in long}):
+        shorts = ranked(short, process)
+        for rank, key in enumerate(ranked(long, process)):
+            yield key, long[key], short[shorts[rank]] if rank < len(shorts) else (0, {})
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--build-dir", required=True)
@@ -114,9 +127,7 @@ def main():
     print(f"{a.impl} {a.scenario} {' '.join(a.extra)}: {calls} calls between the two runs")
     print("| process | thread | instructions per call | code lines per call | by object |")
     print("|---:|---:|---:|---:|---|")
-    for key in sorted(long):
-        total_long, lines_long = long[key]
-        total_short, lines_short = short.get(key, (0, {}))
+    for key, (total_long, lines_long), (total_short, lines_short) in paired(short, long):
         per_call = (total_long - total_short) / calls
         if per_call < 10:
             continue  # a thread that does nothing per call (a reaper, an idle worker)

@@ -564,6 +564,9 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::vector<std::pair<std::string, wire::HeldBatch>> held;
   std::size_t held_peers = 0;
   std::size_t held_messages = 0;
+  // Under router_mu: the frames a held batch leaves in, kept so that sending one costs no
+  // allocation (every synchronous call's reply is one).
+  wire::Frames batch_frames;
   // Under router_mu: the ZeroMQ peers whose session said protocol version 3 or more, which
   // take their replies batched. (The same-host stream writes many messages in one system call
   // already: its peers get them one by one.)
@@ -793,9 +796,9 @@ bool Server::Impl::flush_outbox_locked() {
   // flight cost ZeroMQ (and both sides' I/O threads) one message, not one each. A lone reply
   // (every synchronous call's) leaves as itself.
   for (std::size_t i = 0; i < held_peers; ++i) {
-    wire::Frames frames;
-    frames.push_back(held[i].second.take());
-    to_router |= send_locked(held[i].first, frames);
+    batch_frames.clear();
+    batch_frames.push_back(held[i].second.take());
+    to_router |= send_locked(held[i].first, batch_frames);
   }
   held_peers = 0;
   held_messages = 0;
