@@ -9,9 +9,12 @@ call, counted by callgrind (valgrind, which `scripts/setup --bench` installs).
 Like the CPU table of bench/run.py, these counts do not move with the host, so they show what a
 change to the code costs or saves where timed rounds cannot tell it from noise. The lines are the
 code's footprint: run after a context switch, each is fetched again (docs/performance.md, the
-nineteenth day). Both figures are the difference between a run of --seconds and one of 2.5 times
-as long, over the difference in calls, so that starting processes and the handshake cancel out;
-a line counts when its most-run instruction ran at least once every other call.
+nineteenth day). Both figures come from the difference between a run of --seconds and one of 2.5
+times as long, over the difference in calls, so that starting processes and the handshake cancel
+out. That difference is taken per process, line by line, and each line's share is given to the
+threads that ran it in the longer run, in proportion: which of a server's pool threads does the
+polling differs from one run to the next, so threads cannot be matched by number. A line counts
+for a thread when its most-run instruction ran there at least once every other call.
 
 Only processes this program starts or forks run under callgrind: zmanager's client processes,
 which the multi-client scenarios start with exec, do not, so those scenarios are refused."""
@@ -31,8 +34,8 @@ EXEC_SCENARIOS = {"clients_sync_add", "clients_window_add", "queue_64B", "queue_
 
 
 def parse(path):
-    """(instructions, {(object, line): count of its most-run instruction}) of one callgrind file
-    written with --dump-instr=yes."""
+    """(instructions, {(object, line): (runs of its most-run instruction, instructions run in
+    it)}) of one callgrind file written with --dump-instr=yes."""
     names, obj, addr, after_call = {}, "?", 0, False
     per_instr = collections.defaultdict(int)
     total = 0
@@ -65,10 +68,11 @@ def parse(path):
                     after_call = False
                 elif len(parts) >= 3:
                     per_instr[(obj, addr)] += int(parts[2])
-    lines = collections.defaultdict(int)
+    lines = {}  # (object, line) -> (runs of its most-run instruction, instructions run in it)
     for (o, a), n in per_instr.items():
         key = (o, a // LINE_BYTES)
-        lines[key] = max(lines[key], n)
+        most, summed = lines.get(key, (0, 0))
+        lines[key] = (max(most, n), summed + n)
     return total, lines
 
 
@@ -90,17 +94,33 @@ def measure(cmd, scenario, extra, seconds):
                              for (pid, thread), path in files.items()}
 
 
-def paired(short, long):
-    """(key in the long run, its parse() there, the same thread's parse() in the short run).
-    Threads are paired by rank of instructions within their process, not by number: which of a
-    server's pool threads does the polling differs from one run to the next."""
-    def ranked(run, process):
-        keys = [k for k in run if k[0] == process]
-        return sorted(keys, key=lambda k: -run[k][0])
+def per_call(short, long, calls, long_n):
+    """{(process, thread): (instructions per call, [lines run every other call])}: the difference
+    of the two runs, per process and line, shared among the threads that ran the line."""
+    result = {}
     for process in sorted({k[0] for k in long}):
-        shorts = ranked(short, process)
-        for rank, key in enumerate(ranked(long, process)):
-            yield key, long[key], short[shorts[rank]] if rank < len(shorts) else (0, {})
+        def by_line(run, field):
+            sums = collections.defaultdict(int)
+            for (p, _), (_, lines) in run.items():
+                if p == process:
+                    for line, counts in lines.items():
+                        sums[line] += counts[field]
+            return sums
+        extra_runs = by_line(long, 0)
+        for line, runs in by_line(short, 0).items():
+            extra_runs[line] -= runs
+        extra_instructions = by_line(long, 1)
+        long_instructions = dict(extra_instructions)
+        for line, n in by_line(short, 1).items():
+            extra_instructions[line] -= n
+        for key in sorted(k for k in long if k[0] == process):
+            lines = long[key][1]
+            instructions = sum(extra_instructions[line] * summed / long_instructions[line]
+                               for line, (_, summed) in lines.items() if long_instructions[line])
+            ran = [line for line, (most, _) in lines.items()
+                   if most >= long_n / 2 and extra_runs[line] >= calls / 2]
+            result[key] = (instructions / calls, ran)
+    return result
 
 
 def main():
@@ -127,14 +147,12 @@ def main():
     print(f"{a.impl} {a.scenario} {' '.join(a.extra)}: {calls} calls between the two runs")
     print("| process | thread | instructions per call | code lines per call | by object |")
     print("|---:|---:|---:|---:|---|")
-    for key, (total_long, lines_long), (total_short, lines_short) in paired(short, long):
-        per_call = (total_long - total_short) / calls
-        if per_call < 10:
+    for key, (instructions, ran) in per_call(short, long, calls, long_n).items():
+        if instructions < 10:
             continue  # a thread that does nothing per call (a reaper, an idle worker)
-        ran = [k for k, n in lines_long.items() if n - lines_short.get(k, 0) >= calls / 2]
         by_object = collections.Counter(o for o, _ in ran)
         objects = ", ".join(f"{o} {n}" for o, n in by_object.most_common())
-        print(f"| {key[0]} | {key[1]} | {per_call:,.0f} | {len(ran)} | {objects} |")
+        print(f"| {key[0]} | {key[1]} | {instructions:,.0f} | {len(ran)} | {objects} |")
     return 0
 
 
