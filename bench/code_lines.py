@@ -34,11 +34,10 @@ EXEC_SCENARIOS = {"clients_sync_add", "clients_window_add", "queue_64B", "queue_
 
 
 def parse(path):
-    """(instructions, {(object, line): (runs of its most-run instruction, instructions run in
-    it)}) of one callgrind file written with --dump-instr=yes."""
+    """{(object, line): (runs of its most-run instruction, instructions run in it)} of one
+    callgrind file written with --dump-instr=yes."""
     names, obj, addr, after_call = {}, "?", 0, False
     per_instr = collections.defaultdict(int)
-    total = 0
 
     def name_of(spec):  # "(3) /usr/lib/libzmq.so" defines id 3; "(3)" refers to it
         m = re.match(r"\((\d+)\)(?: (.*))?", spec)
@@ -48,9 +47,7 @@ def parse(path):
 
     with open(path, errors="replace") as f:
         for line in f:
-            if line.startswith("summary:") or line.startswith("totals:"):
-                total = int(line.split()[1])
-            elif line.startswith("ob="):
+            if line.startswith("ob="):
                 obj = os.path.basename(name_of(line[3:].strip()))
             elif line.startswith("cob="):
                 name_of(line[4:].strip())
@@ -73,7 +70,7 @@ def parse(path):
         key = (o, a // LINE_BYTES)
         most, summed = lines.get(key, (0, 0))
         lines[key] = (max(most, n), summed + n)
-    return total, lines
+    return lines
 
 
 def measure(cmd, scenario, extra, seconds):
@@ -94,31 +91,29 @@ def measure(cmd, scenario, extra, seconds):
                              for (pid, thread), path in files.items()}
 
 
+def summed(run, process):
+    """{line: [runs, instructions]} of one process of a run: its threads' counts added."""
+    sums = collections.defaultdict(lambda: [0, 0])
+    for (p, _), lines in run.items():
+        if p == process:
+            for line, (most, instructions) in lines.items():
+                sums[line][0] += most
+                sums[line][1] += instructions
+    return sums
+
+
 def per_call(short, long, calls, long_n):
     """{(process, thread): (instructions per call, [lines run every other call])}: the difference
     of the two runs, per process and line, shared among the threads that ran the line."""
     result = {}
-    for process in sorted({k[0] for k in long}):
-        def by_line(run, field):
-            sums = collections.defaultdict(int)
-            for (p, _), (_, lines) in run.items():
-                if p == process:
-                    for line, counts in lines.items():
-                        sums[line] += counts[field]
-            return sums
-        extra_runs = by_line(long, 0)
-        for line, runs in by_line(short, 0).items():
-            extra_runs[line] -= runs
-        extra_instructions = by_line(long, 1)
-        long_instructions = dict(extra_instructions)
-        for line, n in by_line(short, 1).items():
-            extra_instructions[line] -= n
+    for process in sorted({p for p, _ in long}):
+        before, after = summed(short, process), summed(long, process)
         for key in sorted(k for k in long if k[0] == process):
-            lines = long[key][1]
-            instructions = sum(extra_instructions[line] * summed / long_instructions[line]
-                               for line, (_, summed) in lines.items() if long_instructions[line])
+            lines = long[key]
+            instructions = sum((after[line][1] - before[line][1]) * own / after[line][1]
+                               for line, (_, own) in lines.items() if after[line][1])
             ran = [line for line, (most, _) in lines.items()
-                   if most >= long_n / 2 and extra_runs[line] >= calls / 2]
+                   if most >= long_n / 2 and after[line][0] - before[line][0] >= calls / 2]
             result[key] = (instructions / calls, ran)
     return result
 

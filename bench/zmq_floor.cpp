@@ -211,6 +211,12 @@ zmq::socket_t bind_router(zmq::context_t& ctx, int endpoint_w) {
   return router;
 }
 
+// Sends `body` back to `peer`, the DEALER it came from.
+void reply_to(zmq::socket_t& router, zmq::message_t& peer, zmq::message_t& body) {
+  if (!router.send(peer, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
+    throw std::runtime_error("reply not sent within the timeout");
+}
+
 // The routing frame of the next request; none once the parent says stop, which is checked each
 // time the receive times out idle.
 std::optional<zmq::message_t> next_peer(zmq::socket_t& router, int stop_r) {
@@ -234,8 +240,7 @@ int serve(int endpoint_w, int stop_r) {
       if (!router.recv(body)) throw std::runtime_error("truncated request");
     }
     if (!g_added.after_send) server_work();
-    if (!router.send(id, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
-      throw std::runtime_error("reply not sent within the timeout");
+    reply_to(router, id, body);
     if (g_added.after_send) server_work();
   }
   return 0;
@@ -284,8 +289,7 @@ int serve_like_zmanager(int endpoint_w, int stop_r) {
     }
     for (auto& [peer, body] : step) {
       server_work();
-      if (!router.send(peer, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
-        throw std::runtime_error("reply not sent within the timeout");
+      reply_to(router, peer, body);
       unsure = true;
     }
     step.clear();
@@ -310,10 +314,7 @@ int serve_queue(int endpoint_w, int stop_r) {
   std::deque<zmq::message_t> items;
   std::optional<std::pair<zmq::message_t, zmq::message_t>> parked_put;  // (peer, item)
   std::optional<zmq::message_t> parked_get;                             // peer
-  auto reply = [&](zmq::message_t& peer, zmq::message_t&& body) {
-    if (!router.send(peer, zmq::send_flags::sndmore) || !router.send(body, zmq::send_flags::none))
-      throw std::runtime_error("reply not sent within the timeout");
-  };
+  auto reply = [&](zmq::message_t& peer, zmq::message_t&& body) { reply_to(router, peer, body); };
   while (auto next = next_peer(router, stop_r)) {
     zmq::message_t& peer = *next;
     zmq::message_t tag;
@@ -355,15 +356,19 @@ int serve_queue(int endpoint_w, int stop_r) {
   return 0;
 }
 
+// The echo server the options ask for.
+int serve_echo(int endpoint_w, int stop_r) {
+  return g_added.epoll_loop ? serve_like_zmanager(endpoint_w, stop_r) : serve(endpoint_w, stop_r);
+}
+
 // Starts the server; returns its endpoint. stop_w: closing it tells the server to exit.
-std::string start_server(int& stop_w, int (*serve_with)(int, int) = serve) {
+std::string start_server(int& stop_w, int (*serve_with)(int, int) = serve_echo) {
   Pipe endpoint = make_pipe();
   Pipe stop = make_pipe();
   g_parent_only_fds.push_back(stop.w);
   spawn([&] {
     close(endpoint.r);
     close(stop.w);
-    if (serve_with == serve && g_added.epoll_loop) return serve_like_zmanager(endpoint.w, stop.r);
     return serve_with(endpoint.w, stop.r);
   });
   close(endpoint.w);
