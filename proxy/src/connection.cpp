@@ -245,6 +245,8 @@ class Connection final : public detail::Channel {
   std::shared_ptr<detail::CallState> take_pending(PendingMap::iterator it);
   /// Sends what other threads queued; false once the connection is closing.
   bool send_queued();
+  /// With mu_ held, after queue_ changed or the connection began closing.
+  void note_queue_locked() { queued_or_closing_.store(!queue_.empty() || closing_); }
   /// Reads and handles every message that has arrived; true if any completed a call.
   bool read_available();
   /// Heartbeats, liveness and the reconnection timers.
@@ -300,7 +302,15 @@ class Connection final : public detail::Channel {
   mutable std::mutex mu_;              // guards the fields below
   std::condition_variable socket_cv_;  // the socket was given back, or a call completed
   bool socket_taken_ = false;
-  std::vector<Outgoing> queue_;      // for the thread holding the socket
+  std::vector<Outgoing> queue_;  // for the thread holding the socket
+  // Whether queue_ holds anything or the connection is closing: written under mu_, read
+  // without it by the holder, whose every poll looked under the mutex for what it mostly
+  // found empty. A request queued after the holder looked wakes it (wake_fd_), so it looks
+  // again.
+  std::atomic<bool> queued_or_closing_{false};
+  // Threads asleep on socket_cv_ in wait_for_reply(), so that a completed call wakes nobody
+  // (and takes no mutex) when none sleeps: see notify_waiters().
+  std::atomic<int> socket_sleepers_{0};
   int holds_ = 0;                    // Batch scopes open: requests wait in queue_ unsent
   bool held_unsent_ = false;         // queue_ holds such requests and the holder was not woken
   std::size_t held_since_tick_ = 0;  // requests held behind calls in flight since the last tick
@@ -652,6 +662,7 @@ void Connection::enqueue(Outgoing out) {
       // of what was held) per batch. A synchronous call is never held, and allocates nothing.
       if (queue_.capacity() == 0) queue_.reserve(kMostBatched);
       queue_.push_back(std::move(out));
+      note_queue_locked();
       queued = true;
       if (holds_ == 0) {
         ++held_since_tick_;
@@ -668,6 +679,7 @@ void Connection::enqueue(Outgoing out) {
       if (!direct) {
         wake = queue_.empty();
         queue_.push_back(std::move(out));
+        note_queue_locked();
       } else if (!queue_.empty()) {
         queue_.push_back(std::move(out));  // behind what is held, to keep the order
         queued = true;
@@ -753,6 +765,7 @@ void Connection::give_back_socket() {
       }
       batch.swap(queue_);
       held_unsent_ = false;
+      note_queue_locked();
     }
     transmit_all(batch);
   }
@@ -857,12 +870,14 @@ std::shared_ptr<detail::CallState> Connection::take_pending(PendingMap::iterator
 }
 
 bool Connection::send_queued() {
+  if (!queued_or_closing_.load()) return true;
   std::vector<Outgoing> batch;
   {
     std::lock_guard lock(mu_);
     if (closing_) return false;
     batch.swap(queue_);
     held_unsent_ = false;
+    note_queue_locked();
   }
   transmit_all(batch);
   return true;
@@ -895,7 +910,10 @@ bool Connection::read_available() {
 }
 
 void Connection::notify_waiters() {
-  // Taking the mutex orders this after a waiter's check of its call, so the wake-up is not lost.
+  // The calls were marked done before this look (sequentially consistent, as the sleepers' count
+  // and check are): either a sleeper is seen here, or it saw its call done before it slept.
+  if (socket_sleepers_.load() == 0) return;
+  // Taking the mutex orders this after a sleeper's check of its call, so the wake-up is not lost.
   { std::lock_guard lock(mu_); }
   socket_cv_.notify_all();
 }
@@ -1024,10 +1042,15 @@ bool Connection::wait_for_reply(detail::CallState& state,
     }
     if (deadline && Clock::now() >= *deadline) return false;
     // Another thread holds the socket: it completes this call or gives the socket back.
-    if (deadline)
-      socket_cv_.wait_until(lock, *deadline);
-    else
-      socket_cv_.wait(lock);
+    // Counted before the call is looked at again (see notify_waiters()).
+    socket_sleepers_.fetch_add(1);
+    if (!state.done()) {
+      if (deadline)
+        socket_cv_.wait_until(lock, *deadline);
+      else
+        socket_cv_.wait(lock);
+    }
+    socket_sleepers_.fetch_sub(1, std::memory_order_relaxed);
   }
 }
 
@@ -1059,6 +1082,7 @@ void Connection::finish() {
   {
     std::lock_guard lock(mu_);
     batch.swap(queue_);
+    note_queue_locked();
   }
   transmit_all(batch);
   wire::Encoder enc;
@@ -1104,6 +1128,7 @@ void Connection::close() {
     std::unique_lock lock(mu_);
     if (!closing_) {
       closing_ = true;
+      note_queue_locked();
       // A thread blocked in poll holding the socket finishes the connection when it wakes.
       wake_socket_holder();
     }

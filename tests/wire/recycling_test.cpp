@@ -67,3 +67,54 @@ TEST(Recycling, ABlockMadeOnOneThreadCanBeFreedOnAnotherAndReusedThere) {
 }
 
 }  // namespace
+
+namespace {
+
+// Counts copies too: a vector that grows copies its elements.
+struct Element {
+  static inline int alive = 0;
+  explicit Element(int v) : value(v) { ++alive; }
+  Element(const Element& other) : value(other.value) { ++alive; }
+  Element& operator=(const Element&) = default;
+  ~Element() { --alive; }
+  int value;
+};
+
+using SmallArray = std::vector<Element, wire::RecyclingArray<Element, 2>>;
+
+TEST(RecyclingArray, VectorsOfAnySizeHoldTheirElements) {
+  {
+    std::vector<SmallArray> vectors;
+    for (int n = 0; n < 40; ++n) {  // grown one at a time: past the kept size, and back
+      SmallArray v;
+      for (int i = 0; i < n; ++i) v.emplace_back(i);
+      vectors.push_back(std::move(v));
+    }
+    for (int n = 0; n < 40; ++n) {
+      ASSERT_EQ(vectors[n].size(), static_cast<std::size_t>(n));
+      for (int i = 0; i < n; ++i) EXPECT_EQ(vectors[n][i].value, i);
+    }
+  }
+  EXPECT_EQ(Element::alive, 0);
+}
+
+TEST(RecyclingArray, ASmallArrayFreedIsHandedOutAgainWhateverItsSize) {
+#if defined(ZMANAGER_RECYCLING_OFF)
+  GTEST_SKIP() << "under a sanitizer every allocation is the system's own";
+#else
+  const void* first = nullptr;
+  {
+    SmallArray two;
+    two.reserve(2);
+    two.emplace_back(1);
+    first = two.data();
+  }
+  SmallArray one;
+  one.reserve(1);  // one element takes a block of two as well
+  one.emplace_back(2);
+  EXPECT_EQ(static_cast<const void*>(one.data()), first);
+  EXPECT_EQ(one[0].value, 2);
+#endif
+}
+
+}  // namespace

@@ -13,6 +13,7 @@
 #include <zmq.hpp>
 
 #include "zmanager/wire/codec.hpp"
+#include "zmanager/wire/recycling.hpp"
 #include "zmanager/wire/tree.hpp"
 
 namespace zmanager::wire {
@@ -73,7 +74,9 @@ struct WireError {
                         std::string object = {});
 };
 
-using Frames = std::vector<zmq::message_t>;
+/// The frames of one message. A vector of them was allocated and freed for every message sent
+/// and received; most messages have one or two frames, whose array is now recycled.
+using Frames = std::vector<zmq::message_t, RecyclingArray<zmq::message_t, 2>>;
 
 /// A received message, validated against Limits and unpacked. The body may point into frame 0,
 /// so the frames live as long as this does.

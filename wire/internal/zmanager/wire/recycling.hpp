@@ -102,4 +102,35 @@ class Recycling {
   }
 };
 
+/// For std::vector: arrays of up to `Kept` elements come from the same spare blocks, a block
+/// of `Kept` elements each, so that the small vectors a message makes and drops (its frames:
+/// one, or a routing id and a body) cost no malloc or free.
+template <class T, std::size_t Kept>
+class RecyclingArray {
+ public:
+  using value_type = T;
+  template <class U>
+  struct rebind {
+    using other = RecyclingArray<U, Kept>;
+  };
+  RecyclingArray() = default;
+  template <class U>
+  RecyclingArray(const RecyclingArray<U, Kept>&) noexcept {}
+
+  T* allocate(std::size_t n) {
+    static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
+    if (n > Kept) return static_cast<T*>(::operator new(n * sizeof(T)));
+    return static_cast<T*>(detail::SpareBlocks<Kept * sizeof(T)>::take());
+  }
+  void deallocate(T* block, std::size_t n) {
+    if (n > Kept) return ::operator delete(block);
+    detail::SpareBlocks<Kept * sizeof(T)>::give(block);
+  }
+
+  template <class U>
+  bool operator==(const RecyclingArray<U, Kept>&) const noexcept {
+    return true;
+  }
+};
+
 }  // namespace zmanager::wire
