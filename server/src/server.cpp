@@ -563,6 +563,10 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   // the next step's.
   std::vector<std::pair<std::string, wire::HeldBatch>> held;
   std::size_t held_peers = 0;
+  // Whether the outbox or `held` has anything: written under router_mu, read without it by
+  // flush_outbox(), which every poll step calls twice and which mostly finds nothing. A thread
+  // that holds something flushes it before its step ends, so a stale look misses nothing.
+  std::atomic<bool> outbox_holds{false};
   std::size_t held_messages = 0;
   // Under router_mu: the frames a held batch leaves in, kept so that sending one costs no
   // allocation (every synchronous call's reply is one).
@@ -617,6 +621,15 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::mutex timers_mu;
   std::priority_queue<Timer, std::vector<Timer>, std::greater<>> timers;
   std::uint64_t timer_seq = 0;
+  // When the first timer is due (the time_point's count; the latest time when none is):
+  // written under timers_mu, read without it by run_timers(), which every poll step calls and
+  // which mostly finds nothing due. A timer added earlier than a stale look saw wakes the poll.
+  std::atomic<Clock::rep> first_timer_due{Clock::time_point::max().time_since_epoch().count()};
+  /// With timers_mu held, after the heap changed.
+  void note_first_timer_locked() {
+    first_timer_due.store(
+        (timers.empty() ? Clock::time_point::max() : timers.top().when).time_since_epoch().count());
+  }
 };
 
 namespace {
@@ -743,6 +756,7 @@ void Server::Impl::send_now_locked(const std::string& routing, wire::Frames fram
     if (outbox.size() + held_messages >= kMostHeld && flush_outbox_locked())
       wake_poller_if_readable();
     outbox.emplace_back(routing, std::move(frames));
+    outbox_holds.store(true);
     return;
   }
   if (send_locked(routing, frames))
@@ -779,10 +793,12 @@ bool Server::Impl::hold_for_batch_locked(const std::string& routing, std::string
   }
   peer->second.add(body);
   ++held_messages;
+  outbox_holds.store(true);
   return true;
 }
 
 void Server::Impl::flush_outbox() {
+  if (!outbox_holds.load()) return;
   std::lock_guard lock(router_mu);
   if (flush_outbox_locked()) wake_poller_if_readable();
 }
@@ -802,6 +818,7 @@ bool Server::Impl::flush_outbox_locked() {
   }
   held_peers = 0;
   held_messages = 0;
+  outbox_holds.store(false);
   if (stream) stream->write_queued();  // one system call per connection for the lot
   return to_router;
 }
@@ -1293,12 +1310,16 @@ void Server::Impl::add_timer(Timer timer) {
     timer.seq = ++timer_seq;
     earliest = timers.empty() || timer.when < timers.top().when;
     timers.push(std::move(timer));
+    note_first_timer_locked();
   }
   if (earliest) waker.wake();  // the poll's timeout must shrink
 }
 
 std::chrono::milliseconds Server::Impl::run_timers(Clock::time_point now,
                                                    std::chrono::milliseconds cap) {
+  // Nothing due yet: how long until the first is, rounded up as below.
+  const Clock::time_point first{Clock::duration(first_timer_due.load())};
+  if (now < first) return std::min(cap, std::chrono::ceil<std::chrono::milliseconds>(first - now));
   std::vector<Timer> due;
   std::chrono::milliseconds next = cap;
   {
@@ -1307,6 +1328,7 @@ std::chrono::milliseconds Server::Impl::run_timers(Clock::time_point now,
       due.push_back(timers.top());
       timers.pop();
     }
+    note_first_timer_locked();
     if (!timers.empty()) {
       // Round up, so that the poll does not wake a moment early and spin.
       auto left = std::chrono::ceil<std::chrono::milliseconds>(timers.top().when - now);
