@@ -54,6 +54,21 @@ std::function<std::exception_ptr()> error_maker(std::string message) {
 
 using IdMap = std::unordered_map<std::uint64_t, std::uint64_t>;
 
+// Counts a thread among those waiting for a reply while it lives (Connection::waiting_threads_,
+// which tells pump() whether it waits alone).
+class CountedWaiter {
+ public:
+  explicit CountedWaiter(std::atomic<int>& count) : count_(count) {
+    count_.fetch_add(1, std::memory_order_relaxed);
+  }
+  ~CountedWaiter() { count_.fetch_sub(1, std::memory_order_relaxed); }
+  CountedWaiter(const CountedWaiter&) = delete;
+  CountedWaiter& operator=(const CountedWaiter&) = delete;
+
+ private:
+  std::atomic<int>& count_;
+};
+
 // Repacks a value with the id of every object reference in it (an ext value, anywhere among
 // the arguments) replaced by `map`'s.
 void repack_mapped(const msgpack::object& o, msgpack::packer<msgpack::sbuffer>& pk,
@@ -172,6 +187,9 @@ class Connection final : public detail::Channel {
 
   std::shared_ptr<detail::CallState> send(std::uint64_t request_id, wire::Encoder& enc,
                                           bool want_reply) override;
+  std::shared_ptr<detail::CallState> send_and_wait(std::uint64_t request_id, wire::Encoder& enc,
+                                                   std::optional<Clock::time_point> deadline,
+                                                   detail::CallTimeout timeout) override;
   void release(std::uint64_t object, std::uint64_t session) override;
   void close() override;
   void hold_calls() override;
@@ -224,7 +242,9 @@ class Connection final : public detail::Channel {
   void give_back_socket();
   /// Wakes the thread holding the socket from its poll (any thread may call it).
   void wake_socket_holder();
-  void enqueue(Outgoing out);
+  /// Sends `out` now if this thread can take the socket, else leaves it to the holder. With
+  /// `keep_socket`, a thread that took the socket keeps it (true) for the wait it is about to do.
+  bool enqueue(Outgoing out, bool keep_socket = false);
   /// Whether `out`, made while no thread holds the socket, waits in queue_ for the calls made
   /// after it instead of leaving at once (see enqueue()).
   bool holds_back(const Outgoing& out) const;
@@ -640,7 +660,7 @@ Connection::~Connection() {
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
-void Connection::enqueue(Outgoing out) {
+bool Connection::enqueue(Outgoing out, bool keep_socket) {
   bool direct = false, wake = false, queued = false, held = false, hurry = false;
   {
     std::lock_guard lock(mu_);
@@ -648,7 +668,7 @@ void Connection::enqueue(Outgoing out) {
       if (out.state)
         out.state->fail(broken_ ? broken_()
                                 : std::make_exception_ptr(ConnectionError("connection closed")));
-      return;
+      return false;
     }
     if (holds_ > 0 || (!socket_taken_ && holds_back(out))) {
       // Held for a Batch, or behind calls in flight: it leaves with the requests made after
@@ -687,18 +707,20 @@ void Connection::enqueue(Outgoing out) {
     }
   }
   if (hurry) hurry_keeper();
-  if (held) return;
+  if (held) return false;
   if (direct) {
     try {
-      if (!queued) transmit(out);  // what is queued leaves in give_back_socket()
+      if (!queued) transmit(out);  // what is queued leaves in give_back_socket() (or pump())
     } catch (...) {
       give_back_socket();
       throw;
     }
+    if (keep_socket) return true;
     give_back_socket();
   } else if (wake) {
     wake_socket_holder();
   }
+  return false;
 }
 
 bool Connection::holds_back(const Outgoing& out) const {
@@ -722,6 +744,27 @@ std::shared_ptr<detail::CallState> Connection::send(std::uint64_t request_id, wi
                                 wire::Recycling<detail::CallState>(), weak_from_this())
                           : nullptr;
   enqueue(Outgoing{request_id, wire::to_frames(enc), state, enc.session()});
+  return state;
+}
+
+std::shared_ptr<detail::CallState> Connection::send_and_wait(
+    std::uint64_t request_id, wire::Encoder& enc, std::optional<Clock::time_point> deadline,
+    detail::CallTimeout timeout) {
+  auto state = std::allocate_shared<detail::CallState>(wire::Recycling<detail::CallState>(),
+                                                       weak_from_this());
+  if (deadline) state->set_deadline(*deadline, timeout);
+  const CountedWaiter waiting(waiting_threads_);  // from the start, as in wait_for_reply()
+  // A thread that sends its call itself keeps the socket for the wait: giving it back and taking
+  // it again cost two mutex pairs per synchronous call. Otherwise take() waits as for any call.
+  if (!enqueue(Outgoing{request_id, wire::to_frames(enc), state, enc.session()}, true))
+    return state;
+  try {
+    pump(*state, deadline ? std::optional(*deadline + detail::kDeadlineGrace) : std::nullopt);
+  } catch (...) {
+    give_back_socket();
+    throw;
+  }
+  give_back_socket();
   return state;
 }
 
@@ -1013,11 +1056,7 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
 
 bool Connection::wait_for_reply(detail::CallState& state,
                                 std::optional<Clock::time_point> deadline) {
-  waiting_threads_.fetch_add(1, std::memory_order_relaxed);
-  struct Leaving {
-    std::atomic<int>& count;
-    ~Leaving() { count.fetch_sub(1, std::memory_order_relaxed); }
-  } leaving{waiting_threads_};
+  const CountedWaiter waiting(waiting_threads_);
   std::unique_lock lock(mu_);
   while (true) {
     if (state.done()) return true;

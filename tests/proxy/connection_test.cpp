@@ -62,6 +62,23 @@ TEST_F(Connection, ManyThreadsWithCallsInFlightEachGetTheirOwnReplies) {
   EXPECT_EQ(wrong.load(), 0);
 }
 
+// A thread that sends its synchronous call itself keeps the socket for its wait; the others
+// queue their calls for it or take the socket after it, and every one gets its own result.
+TEST_F(Connection, ManyThreadsMakingSynchronousCallsEachGetTheirOwnResults) {
+  auto maths = manager.create<Maths>("Maths");
+  constexpr int kThreads = 6, kCalls = 300;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kCalls; ++i)
+        if (maths.add(t * 100000, i) != t * 100000 + i) ++wrong;
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
 TEST_F(Connection, AFutureBecomesReadyWithNoThreadWaitingOnIt) {
   auto maths = manager.create<Maths>("Maths");
   auto sum = maths.async().add(2, 3);

@@ -96,8 +96,10 @@ class InvokerBase {
   CallTimeout call_timeout() const { return timeout_; }
 
  protected:
-  template <class R, class PackArgs>
-  Future<R> send_call(std::string_view method, PackArgs&& pack_args) const {
+  /// Sends a call: returns its Future, or with `kWait` (a synchronous call) waits and returns
+  /// its result.
+  template <class R, bool kWait = false, class PackArgs>
+  auto send_call(std::string_view method, PackArgs&& pack_args) const {
     if (!ref_) throw Error("call on an empty proxy");
     const auto& channel = ref_->channel();
     CallTimeout timeout = timeout_ ? timeout_ : channel->default_call_timeout();
@@ -108,26 +110,31 @@ class InvokerBase {
     pack_args(enc);
     end_call(enc, tell_server ? timeout : std::nullopt);
     // The clock is read only for a call with a deadline: a read per call showed in profiles.
-    std::optional<std::chrono::steady_clock::time_point> sent;
-    if (timeout) sent = std::chrono::steady_clock::now();
-    auto state = channel->send(id, enc, true);
-    if (sent && state) state->set_deadline(*sent + *timeout, timeout);
-    return Future<R>(std::move(state));
+    std::optional<std::chrono::steady_clock::time_point> deadline;
+    if (timeout) deadline = std::chrono::steady_clock::now() + *timeout;
+    if constexpr (kWait) {
+      return Future<R>(channel->send_and_wait(id, enc, deadline, timeout)).get();
+    } else {
+      auto state = channel->send(id, enc, true);
+      if (deadline && state) state->set_deadline(*deadline, timeout);
+      return Future<R>(std::move(state));
+    }
   }
 
-  template <auto M, class... A>
+  template <auto M, bool kWait = false, class... A>
   auto typed_call(std::string_view method, A&&... a) const {
     using Traits = MethodTraits<decltype(M)>;
     static_assert(sizeof...(A) == Traits::arity, "wrong number of arguments for this method");
-    return send_call<proxy_result_t<typename Traits::result>>(method, [&](wire::Encoder& enc) {
-      pack_params<typename Traits::params>(enc, std::make_index_sequence<sizeof...(A)>{},
-                                           std::forward<A>(a)...);
-    });
+    return send_call<proxy_result_t<typename Traits::result>, kWait>(
+        method, [&](wire::Encoder& enc) {
+          pack_params<typename Traits::params>(enc, std::make_index_sequence<sizeof...(A)>{},
+                                               std::forward<A>(a)...);
+        });
   }
 
-  template <class R, class... A>
-  Future<R> dynamic_call(std::string_view method, A&&... a) const {
-    return send_call<R>(method, [&](wire::Encoder& enc) {
+  template <class R, bool kWait = false, class... A>
+  auto dynamic_call(std::string_view method, A&&... a) const {
+    return send_call<R, kWait>(method, [&](wire::Encoder& enc) {
       enc.packer().pack_array(sizeof...(A));
       (enc.pack(a), ...);
     });
@@ -145,7 +152,7 @@ class SyncInvoker : public InvokerBase {
  protected:
   template <auto M, class... A>
   decltype(auto) zmanager_invoke(std::string_view method, A&&... a) const {
-    return this->template typed_call<M>(method, std::forward<A>(a)...).get();
+    return this->template typed_call<M, true>(method, std::forward<A>(a)...);
   }
 };
 
@@ -190,7 +197,7 @@ class Proxy : public detail::Expose<T>::template Methods<detail::SyncInvoker<T>>
   /// Calls a method by name with the arguments as given: `p.call<int>("add", 2, 2)`.
   template <class R = void, class... A>
   R call(std::string_view method, A&&... args) const {
-    return this->template dynamic_call<R>(method, std::forward<A>(args)...).get();
+    return this->template dynamic_call<R, true>(method, std::forward<A>(args)...);
   }
   template <class R = void, class... A>
   Future<R> call_async(std::string_view method, A&&... args) const {

@@ -99,6 +99,18 @@ class Channel : public std::enable_shared_from_this<Channel> {
   /// returned state. With `want_reply` false the server sends nothing back.
   virtual std::shared_ptr<CallState> send(std::uint64_t request_id, wire::Encoder& enc,
                                           bool want_reply) = 0;
+  /// A synchronous call: sends the request and waits for its reply on this thread, up to
+  /// `deadline` (the call's, set on the state before it leaves) plus kDeadlineGrace. Returns
+  /// the state, done unless the deadline passed; take() then gives the result or the error. The
+  /// same as send() and take(), except that a connection keeps what it took to send for the
+  /// wait that follows at once.
+  virtual std::shared_ptr<CallState> send_and_wait(
+      std::uint64_t request_id, wire::Encoder& enc,
+      std::optional<std::chrono::steady_clock::time_point> deadline, CallTimeout timeout) {
+    auto state = send(request_id, enc, true);
+    if (deadline && state) state->set_deadline(*deadline, timeout);
+    return state;
+  }
   /// Waits until `state` (a call sent here) is done or `deadline` passes; false on timeout.
   virtual bool wait_for_reply(CallState& state,
                               std::optional<std::chrono::steady_clock::time_point> deadline) {
