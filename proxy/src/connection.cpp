@@ -275,6 +275,12 @@ class Connection final : public detail::Channel {
   Clock::time_point next_wakeup() const;
   /// Serves the socket until `state` is done or `deadline` passes.
   void pump(detail::CallState& state, std::optional<Clock::time_point> deadline);
+  /// pump(), by the thread that holds the socket, which it then gives back (also on an error).
+  void pump_then_give_back(detail::CallState& state, std::optional<Clock::time_point> deadline);
+  std::shared_ptr<detail::CallState> new_call_state() {
+    return std::allocate_shared<detail::CallState>(wire::Recycling<detail::CallState>(),
+                                                   weak_from_this());
+  }
   /// The keeper's work: heartbeats and replies while no thread waits, and the calls held. True
   /// while calls are still being held (the keeper then ticks again within kMostHeldFor).
   bool keeper_tick();
@@ -740,9 +746,7 @@ void Connection::hurry_keeper() {
 
 std::shared_ptr<detail::CallState> Connection::send(std::uint64_t request_id, wire::Encoder& enc,
                                                     bool want_reply) {
-  auto state = want_reply ? std::allocate_shared<detail::CallState>(
-                                wire::Recycling<detail::CallState>(), weak_from_this())
-                          : nullptr;
+  auto state = want_reply ? new_call_state() : nullptr;
   enqueue(Outgoing{request_id, wire::to_frames(enc), state, enc.session()});
   return state;
 }
@@ -750,21 +754,14 @@ std::shared_ptr<detail::CallState> Connection::send(std::uint64_t request_id, wi
 std::shared_ptr<detail::CallState> Connection::send_and_wait(
     std::uint64_t request_id, wire::Encoder& enc, std::optional<Clock::time_point> deadline,
     detail::CallTimeout timeout) {
-  auto state = std::allocate_shared<detail::CallState>(wire::Recycling<detail::CallState>(),
-                                                       weak_from_this());
+  auto state = new_call_state();
   if (deadline) state->set_deadline(*deadline, timeout);
   const CountedWaiter waiting(waiting_threads_);  // from the start, as in wait_for_reply()
   // A thread that sends its call itself keeps the socket for the wait: giving it back and taking
   // it again cost two mutex pairs per synchronous call. Otherwise take() waits as for any call.
-  if (!enqueue(Outgoing{request_id, wire::to_frames(enc), state, enc.session()}, true))
-    return state;
-  try {
-    pump(*state, deadline ? std::optional(*deadline + detail::kDeadlineGrace) : std::nullopt);
-  } catch (...) {
-    give_back_socket();
-    throw;
-  }
-  give_back_socket();
+  if (enqueue(Outgoing{request_id, wire::to_frames(enc), state, enc.session()}, true))
+    pump_then_give_back(
+        *state, deadline ? std::optional(*deadline + detail::kDeadlineGrace) : std::nullopt);
   return state;
 }
 
@@ -1054,6 +1051,17 @@ void Connection::pump(detail::CallState& state, std::optional<Clock::time_point>
   if (polling) reply_spin_.record(true);
 }
 
+void Connection::pump_then_give_back(detail::CallState& state,
+                                     std::optional<Clock::time_point> deadline) {
+  try {
+    pump(state, deadline);
+  } catch (...) {
+    give_back_socket();
+    throw;
+  }
+  give_back_socket();
+}
+
 bool Connection::wait_for_reply(detail::CallState& state,
                                 std::optional<Clock::time_point> deadline) {
   const CountedWaiter waiting(waiting_threads_);
@@ -1066,13 +1074,7 @@ bool Connection::wait_for_reply(detail::CallState& state,
     }
     if (take_socket()) {
       lock.unlock();
-      try {
-        pump(state, deadline);
-      } catch (...) {
-        give_back_socket();
-        throw;
-      }
-      give_back_socket();
+      pump_then_give_back(state, deadline);
       return state.done();  // pump returns when the call is done or the deadline passed
     }
     if (std::exchange(held_unsent_, false)) {

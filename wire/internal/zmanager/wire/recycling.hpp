@@ -76,32 +76,6 @@ class SpareBlocks {
 
 }  // namespace detail
 
-/// For std::allocate_shared: one object (with its control block) per allocation, kept for reuse
-/// by the thread that frees it.
-template <class T>
-class Recycling {
- public:
-  using value_type = T;
-  Recycling() = default;
-  template <class U>
-  Recycling(const Recycling<U>&) noexcept {}
-
-  T* allocate(std::size_t n) {
-    static_assert(alignof(T) <= __STDCPP_DEFAULT_NEW_ALIGNMENT__);
-    if (n != 1) return static_cast<T*>(::operator new(n * sizeof(T)));
-    return static_cast<T*>(detail::SpareBlocks<sizeof(T)>::take());
-  }
-  void deallocate(T* block, std::size_t n) {
-    if (n != 1) return ::operator delete(block);
-    detail::SpareBlocks<sizeof(T)>::give(block);
-  }
-
-  template <class U>
-  bool operator==(const Recycling<U>&) const noexcept {
-    return true;
-  }
-};
-
 /// For std::vector: arrays of up to `Kept` elements come from the same spare blocks, a block
 /// of `Kept` elements each, so that the small vectors a message makes and drops (its frames:
 /// one, or a routing id and a body) cost no malloc or free.
@@ -132,5 +106,10 @@ class RecyclingArray {
     return true;
   }
 };
+
+/// For std::allocate_shared: one object (with its control block) per allocation, kept for reuse
+/// by the thread that frees it.
+template <class T>
+using Recycling = RecyclingArray<T, 1>;
 
 }  // namespace zmanager::wire
